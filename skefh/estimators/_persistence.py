@@ -1,0 +1,204 @@
+"""Pickling across devices, and checkpoints that resume a fit exactly.
+
+A model fitted on a GPU pickles its tensors on the CPU and re-resolves ``device`` when loaded,
+so it unpickles on a CPU-only machine (with a :class:`DeviceWarning` if CUDA was explicitly
+requested). Checkpoints hold tensors and plain Python only and load with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..training.checkpoint import CheckpointError, load_checkpoint
+from ._resolve import resolve_device
+from ._scaling import RangeMap
+
+__all__ = ["PersistenceMixin"]
+
+# Parameters that do not change the training trajectory: they may differ on resume.
+_RESUME_FREE_PARAMS = {
+    "verbose", "max_iter", "checkpoint_path", "checkpoint_every", "callbacks", "device",
+    "on_divergence", "features", "log_partition", "ais_chains", "ais_steps",
+}
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+class _NotPlain(str):
+    """Marks a parameter stored by name only (a callable, a callback list)."""
+
+
+def _plain(value):
+    """A parameter value as plain Python, for the checkpoint's record of the configuration."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        items = [_plain(v) for v in value]
+        if any(isinstance(v, _NotPlain) for v in items):
+            return _NotPlain(repr([str(v) for v in items]))
+        return items
+    if isinstance(value, torch.device):
+        return str(value)
+    name = getattr(value, "__qualname__", None) or type(value).__qualname__
+    return _NotPlain(f"{getattr(value, '__module__', '')}.{name}")
+
+
+def _plain_params(params: dict, skip=()) -> dict:
+    return {k: str(v) if isinstance(v, _NotPlain) else v
+            for k, v in ((k, _plain(v)) for k, v in params.items() if k not in skip)}
+
+
+class PersistenceMixin:
+    """``__getstate__``/``__setstate__`` and checkpoint support for the estimators."""
+
+    # -- pickling ---------------------------------------------------------------------------------
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state.pop("_live_trainer", None)
+        if "module_" in state:
+            state["module_"] = copy.deepcopy(state["module_"]).cpu()
+            state["device_"] = "cpu"
+        if state.get("_trainer_state") is not None:
+            state["_trainer_state"] = _to_cpu(state["_trainer_state"])
+        return state
+
+    def __setstate__(self, state):
+        if "module_" in state:
+            device = resolve_device(state.get("device", "auto"))
+            state = dict(state)
+            state["device_"] = device
+            state["module_"] = state["module_"].to(device)
+        if hasattr(super(), "__setstate__"):
+            super().__setstate__(state)
+        else:
+            self.__dict__.update(state)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _comparable_params(self) -> dict:
+        return _plain_params(self.get_params(deep=False), skip=_RESUME_FREE_PARAMS)
+
+    def _checkpoint_state(self) -> dict:
+        """What a checkpoint holds: configuration, data scaling, and the trainer state."""
+        return {
+            "estimator": type(self).__name__,
+            # Only parameters that are plain values can be restored by from_checkpoint.
+            "params": {
+                k: v for k, v in ((k, _plain(v)) for k, v in self.get_params(deep=False).items())
+                if not isinstance(v, _NotPlain)
+            },
+            "comparable_params": self._comparable_params(),
+            "n_features_in": int(self.n_features_in_),
+            "image_shape": None if self.image_shape_ is None else list(self.image_shape_),
+            "fit_dtype": str(np.dtype(self._fit_dtype)),
+            "range_map": {
+                "offset": torch.from_numpy(self.range_map_.offset),
+                "scale": torch.from_numpy(self.range_map_.scale),
+                "kind": self.range_map_.kind,
+            },
+            "seed": int(self._seed),
+            "trainer": _to_cpu(self._trainer_state_live()),
+        }
+
+    def _trainer_state_live(self) -> dict:
+        trainer = getattr(self, "_live_trainer", None)
+        return trainer.state_dict() if trainer is not None else self._trainer_state
+
+    def _check_checkpoint(self, state: dict, path) -> None:
+        if state.get("estimator") != type(self).__name__:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds a {state.get('estimator')} model, not a "
+                f"{type(self).__name__}"
+            )
+        ours, theirs = self._comparable_params(), state.get("comparable_params", {})
+        changed = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        if changed:
+            detail = ", ".join(f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}" for k in changed)
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} was written with other parameters ({detail}); "
+                "use another checkpoint_path or delete the file to start afresh"
+            )
+        if state.get("n_features_in") != self.n_features_in_:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} was trained on {state.get('n_features_in')} features, "
+                f"X has {self.n_features_in_}"
+            )
+
+    def _restore_from_state(self, state: dict) -> None:
+        maps = state["range_map"]
+        self.range_map_ = RangeMap(maps["offset"].numpy(), maps["scale"].numpy(), maps["kind"])
+        self._seed = int(state["seed"])
+        trainer_state = state["trainer"]
+        self.module_.load_state_dict(trainer_state["model"])
+        self._trainer_state = trainer_state
+        self.history_ = list(trainer_state["history"])
+        self.n_iter_ = int(trainer_state["n_updates"])
+
+    def _resume_from_checkpoint(self, X) -> int:
+        """Load ``checkpoint_path`` if it exists; return how many updates remain to run."""
+        path = self.checkpoint_path
+        if path is None or not Path(path).exists():
+            return self.max_iter
+        state = load_checkpoint(path)
+        self._check_checkpoint(state, path)
+        # The checkpoint's module must be rebuilt with the same seed before loading weights.
+        if int(state["seed"]) != self._seed:
+            self._seed = int(state["seed"])
+        self._restore_from_state(state)
+        return max(self.max_iter - self.n_iter_, 0)
+
+    @classmethod
+    def from_checkpoint(cls, path, **overrides):
+        """Rebuild a fitted estimator from a checkpoint file.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A checkpoint written during ``fit`` (``checkpoint_path``).
+        **overrides
+            Parameters to change, e.g. ``device="cpu"`` or ``verbose=1``.
+
+        Returns
+        -------
+        estimator
+            Fitted: ``transform``, ``sample`` and ``score_samples`` work; ``fit`` with the same
+            ``checkpoint_path`` resumes the run.
+        """
+        state = load_checkpoint(path)
+        if state.get("estimator") != cls.__name__:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds a {state.get('estimator')} model, not a {cls.__name__}"
+            )
+        params = dict(state["params"])
+        for key in ("image_shape",):
+            if isinstance(params.get(key), list):
+                params[key] = tuple(params[key])
+        valid = cls().get_params(deep=False)
+        params = {k: v for k, v in params.items() if k in valid}
+        params.update(overrides)
+        est = cls(**params)
+        dummy = np.zeros((1, int(state["n_features_in"])), dtype=np.dtype(state["fit_dtype"]))
+        est._validate_input(dummy, reset=True)
+        est._initialise(dummy)
+        est._seed = int(state["seed"])
+        est._restore_from_state(state)
+        est._after_restore()
+        return est
+
+    def _after_restore(self) -> None:
+        """Hook run after :meth:`from_checkpoint` (subclasses recompute cached quantities)."""

@@ -1,0 +1,88 @@
+"""Resolution of the 'auto' settings: image shape, network kind, device."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Optional
+
+import torch
+
+__all__ = ["resolve_image_shape", "resolve_device", "DeviceWarning"]
+
+
+class DeviceWarning(UserWarning):
+    """The requested device is unavailable here; another one is used."""
+
+
+def _square_side(n: int) -> Optional[int]:
+    side = math.isqrt(n)
+    return side if side * side == n else None
+
+
+def resolve_image_shape(image_shape, n_features: int) -> Optional[tuple]:
+    """The ``(C, H, W)`` a row of ``n_features`` values is viewed as, or None for tabular data.
+
+    Parameters
+    ----------
+    image_shape : "auto", None or tuple of 3 ints
+        "auto" reads rows of H*H values (H >= 8) as 1xHxH and rows of 3*H*H values as 3xHxH;
+        any other length is tabular. An explicit shape must match ``n_features``.
+    n_features : int
+
+    Returns
+    -------
+    tuple of int or None
+    """
+    if image_shape is None:
+        return None
+    if isinstance(image_shape, str):
+        if image_shape != "auto":
+            raise ValueError(f"image_shape must be 'auto', None or (C, H, W), got {image_shape!r}")
+        side = _square_side(n_features)
+        if side is not None and side >= 8:
+            return (1, side, side)
+        if n_features % 3 == 0:
+            side = _square_side(n_features // 3)
+            if side is not None and side >= 8:
+                return (3, side, side)
+        return None
+    try:
+        shape = tuple(int(s) for s in image_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_shape must be 'auto', None or (C, H, W), got {image_shape!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"image_shape must be (C, H, W) with positive sizes, got {image_shape!r}")
+    if math.prod(shape) != n_features:
+        raise ValueError(
+            f"image_shape={shape} needs rows of {math.prod(shape)} values, "
+            f"but X has {n_features} features"
+        )
+    return shape
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA falls back with a warning.
+
+    Parameters
+    ----------
+    device : "auto", str or torch.device
+
+    Returns
+    -------
+    torch.device
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(
+            f"device={device!r} was requested but CUDA is not available here; using the CPU",
+            DeviceWarning,
+            stacklevel=3,
+        )
+        return torch.device("cpu")
+    return resolved

@@ -1,0 +1,109 @@
+"""The interface that samplers and the training loop see: an energy over (x, z).
+
+Every model is an ``nn.Module`` whose ``forward(x, z)`` returns the per-sample joint energy
+E(z, x) of shape (B,). Models without a latent (the EBM) ignore ``z``. Samplers only call the
+methods defined here, so one Langevin implementation and one Gibbs-Langevin driver serve all
+three models.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+__all__ = ["EnergyModel", "GradFn", "input_gradient"]
+
+#: ``grad_fn(x) -> dE/dx`` with the same shape as ``x`` (per-sample gradients).
+GradFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def input_gradient(net: nn.Module, x: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """Vector-Jacobian product ``J_net(x)^T direction``, differentiating w.r.t. ``x`` only.
+
+    No graph is kept for parameter gradients (``create_graph=False``); callers that want the
+    fastest path set ``requires_grad=False`` on the parameters first
+    (:func:`skefh.samplers.sampling_mode`).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        Maps ``(B, ...)`` to ``(B, N)``.
+    x : torch.Tensor
+    direction : torch.Tensor of shape (B, N) or (N,)
+
+    Returns
+    -------
+    torch.Tensor, same shape as ``x``
+    """
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        out = net(x)
+        (grad,) = torch.autograd.grad(out, x, grad_outputs=direction.expand_as(out))
+    return grad
+
+
+class EnergyModel(nn.Module):
+    """Base class of the energy modules.
+
+    Subclasses implement :meth:`energy`, :meth:`free_energy` and :meth:`conditional_grad`; those
+    with a Bernoulli latent also implement :meth:`posterior_logits`.
+    """
+
+    #: Whether the model has a Bernoulli latent layer z.
+    has_latent: bool = True
+
+    def forward(self, x: torch.Tensor, z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.energy(x, z)
+
+    # -- the maths every model provides -------------------------------------------------------
+    def energy(self, x: torch.Tensor, z: Optional[torch.Tensor]) -> torch.Tensor:
+        """Joint energy E(z, x) per sample, shape (B,)."""
+        raise NotImplementedError
+
+    def free_energy(self, x: torch.Tensor) -> torch.Tensor:
+        """Marginal free energy F(x) = -log sum_z exp(-E(z, x)), shape (B,)."""
+        raise NotImplementedError
+
+    def conditional_grad(self, z: Optional[torch.Tensor]) -> GradFn:
+        """Return ``grad_fn(x) = dE(z, x)/dx`` for a fixed latent ``z``.
+
+        Work that depends only on ``z`` (e.g. ``W^T z``) is done once here, not at every
+        Langevin step.
+        """
+        raise NotImplementedError
+
+    def free_energy_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """dF/dx per sample (Langevin on the marginal, AIS transitions)."""
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.free_energy(x).sum(), x)
+        return grad
+
+    # -- latent layer ---------------------------------------------------------------------------
+    def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Natural parameters eta(x) of p(z | x) = Bern(sigmoid(eta)), shape (B, K)."""
+        raise NotImplementedError(f"{type(self).__name__} has no latent layer")
+
+    def sample_latent(
+        self, x: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> Optional[torch.Tensor]:
+        """Draw z ~ p(z | x); ``None`` for models without a latent."""
+        if not self.has_latent:
+            return None
+        probs = torch.sigmoid(self.posterior_logits(x))
+        return torch.bernoulli(probs, generator=generator)
+
+    # -- optional -------------------------------------------------------------------------------
+    def sample_visible(
+        self, z: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
+        """Exact draw x ~ p(x | z), where the emission is a standard family."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form emission; use Langevin steps"
+        )
+
+    def step_size_scale(self) -> float:
+        """Factor multiplying the Langevin step size (1 unless a model says otherwise)."""
+        return 1.0

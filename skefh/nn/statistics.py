@@ -1,0 +1,262 @@
+"""Sufficient-statistics networks U(x).
+
+The image network follows the non-local net of Nijkamp et al. (2020), which the NN-EFH paper
+(Abdulsalam & Makin, AAAI 2025, Methods: "three convolutional layers interspersed with
+self-attention layers") and the first author's EBM code reuse: three 3x3 convolution +
+LeakyReLU(0.05) + 2x2 max-pool stages with a non-local (embedded-Gaussian) attention block after
+the first two, then a dense layer to the ``n_statistics`` sufficient statistics. With
+``n_filters=128`` the reference has 8 * n_filters = 1024 statistics; here the two sizes are
+independent so that any image size from 8x8 upwards works (the dense layer's input is
+``4 * n_filters * (H // 8) * (W // 8)``).
+
+Tabular data gets a two-layer MLP of the same width as U.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "NonLocalBlock",
+    "ConvStatistics",
+    "MLPStatistics",
+    "build_statistics_net",
+    "ACTIVATIONS",
+]
+
+
+def _leaky_relu(negative_slope: float) -> nn.Module:
+    return nn.LeakyReLU(negative_slope)
+
+
+# Smooth activations give Langevin dynamics continuous input gradients (LeakyReLU + max-pool
+# gives piecewise-constant ones); JEM issue #8 reports Swish stabilising EBM training.
+ACTIVATIONS: dict[str, Callable[[float], nn.Module]] = {
+    "leaky_relu": _leaky_relu,
+    "swish": lambda _slope: nn.SiLU(),
+}
+
+
+def _activation(name: str, negative_slope: float) -> nn.Module:
+    try:
+        return ACTIVATIONS[name](negative_slope)
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}"
+        ) from None
+
+
+class NonLocalBlock(nn.Module):
+    """Residual non-local (embedded-Gaussian) attention block.
+
+    ``y = x + W_z(softmax(theta(x)^T phi(x)) g(x))`` where theta, phi and g are 1x1
+    convolutions to ``channels // 2`` channels, phi and g are max-pooled 2x2 (keys and values
+    at a quarter of the positions), the scores are not scaled by 1/sqrt(d) (as in the
+    reference), and ``W_z`` is zero-initialised so the block starts as the identity.
+
+    Parameters
+    ----------
+    channels : int
+        Number of input and output channels.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        inner = max(channels // 2, 1)
+        self.theta = nn.Conv2d(channels, inner, 1)
+        self.phi = nn.Conv2d(channels, inner, 1)
+        self.g = nn.Conv2d(channels, inner, 1)
+        self.out = nn.Conv2d(inner, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        keys, values = self.phi(x), self.g(x)
+        if min(height, width) >= 2:
+            keys = F.max_pool2d(keys, 2)
+            values = F.max_pool2d(values, 2)
+        # Under channels_last these flatten/transpose pairs are views, not copies.
+        q = self.theta(x).flatten(2).transpose(1, 2)  # (B, HW, C/2)
+        k = keys.flatten(2).transpose(1, 2)  # (B, HW/4, C/2)
+        v = values.flatten(2).transpose(1, 2)  # (B, HW/4, C/2)
+        # scale=1.0: the reference uses raw dot products, not 1/sqrt(d).
+        y = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, HW, C/2)
+        y = y.transpose(1, 2).reshape(batch, -1, height, width)  # (B, C/2, H, W)
+        return x + self.out(y)
+
+
+class ConvStatistics(nn.Module):
+    """The reference image network: U(x) for x of shape ``(C, H, W)``.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(C, H, W)`` with ``H, W >= 8``.
+    n_statistics : int, default=1024
+        Size of U(x).
+    n_filters : int, default=128
+        Channels of the first convolution (then 2x and 4x).
+    attention : bool, default=True
+        Put non-local blocks after the first two stages.
+    activation : {"leaky_relu", "swish"}, default="leaky_relu"
+        Non-linearity used everywhere (slope 0.05 for the leaky ReLU, as in the reference).
+    negative_slope : float, default=0.05
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        n_statistics: int = 1024,
+        n_filters: int = 128,
+        *,
+        attention: bool = True,
+        activation: str = "leaky_relu",
+        negative_slope: float = 0.05,
+    ):
+        super().__init__()
+        channels, height, width = (int(s) for s in image_shape)
+        if height < 8 or width < 8:
+            raise ValueError(
+                f"the convolutional statistics net needs images of at least 8x8, got {height}x{width}"
+            )
+        self.image_shape = (channels, height, width)
+        widths = (n_filters, 2 * n_filters, 4 * n_filters)
+        self.conv1 = nn.Conv2d(channels, widths[0], 3, padding=1)
+        self.conv2 = nn.Conv2d(widths[0], widths[1], 3, padding=1)
+        self.conv3 = nn.Conv2d(widths[1], widths[2], 3, padding=1)
+        self.attn1 = NonLocalBlock(widths[0]) if attention else nn.Identity()
+        self.attn2 = NonLocalBlock(widths[1]) if attention else nn.Identity()
+        self.act = _activation(activation, negative_slope)
+        self._monotonic = activation == "leaky_relu" and negative_slope >= 0
+        flat = widths[2] * (height // 8) * (width // 8)
+        self.fc = nn.Linear(flat, n_statistics)
+        self.n_statistics = n_statistics
+
+    def _stage(self, conv: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        """conv -> activation -> 2x2 max-pool."""
+        h = conv(h)
+        if self._monotonic:
+            # max-pool commutes with a non-decreasing activation: pooling first is the same
+            # function (and input gradient) with the activation on 4x fewer values.
+            return self.act(F.max_pool2d(h, 2))
+        return F.max_pool2d(self.act(h), 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.attn1(self._stage(self.conv1, x))  # (B, nf, H/2, W/2)
+        h = self.attn2(self._stage(self.conv2, h))  # (B, 2nf, H/4, W/4)
+        h = self._stage(self.conv3, h)  # (B, 4nf, H/8, W/8)
+        return self.act(self.fc(h.flatten(1)))  # (B, n_statistics)
+
+
+class MLPStatistics(nn.Module):
+    """Two-layer perceptron U(x) for tabular rows of length ``n_features``.
+
+    Parameters
+    ----------
+    n_features : int
+    n_statistics : int, default=256
+        Width of both layers and size of U(x).
+    activation : {"leaky_relu", "swish"}, default="leaky_relu"
+    negative_slope : float, default=0.05
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_statistics: int = 256,
+        *,
+        activation: str = "leaky_relu",
+        negative_slope: float = 0.05,
+    ):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(n_features, n_statistics),
+            _activation(activation, negative_slope),
+            nn.Linear(n_statistics, n_statistics),
+            _activation(activation, negative_slope),
+        )
+        self.n_statistics = n_statistics
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))
+
+
+def build_statistics_net(
+    kind,
+    input_shape: Sequence[int],
+    n_statistics: int,
+    *,
+    n_filters: int = 128,
+    attention: bool = True,
+    activation: str = "leaky_relu",
+    negative_slope: float = 0.05,
+    spectral_norm: bool = False,
+) -> nn.Module:
+    """Build U(x) for inputs of shape ``input_shape``.
+
+    Parameters
+    ----------
+    kind : {"conv", "mlp"} or callable
+        A callable is called as ``kind(input_shape, n_statistics)`` and must return an
+        ``nn.Module`` mapping ``(B, *input_shape)`` to ``(B, n_statistics)``.
+    input_shape : tuple of int
+        ``(C, H, W)`` for "conv", ``(D,)`` for "mlp".
+    n_statistics : int
+    n_filters, attention, activation, negative_slope
+        Passed to :class:`ConvStatistics` / :class:`MLPStatistics`.
+    spectral_norm : bool, default=False
+        Wrap every convolution and dense layer in spectral normalisation (Miyato et al.
+        2018), bounding the network's Lipschitz constant.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    if callable(kind):
+        net = kind(tuple(input_shape), n_statistics)
+        if not isinstance(net, nn.Module):
+            raise TypeError(
+                f"the statistics factory must return a torch.nn.Module, got {type(net).__name__}"
+            )
+    elif kind == "conv":
+        if len(input_shape) != 3:
+            raise ValueError(f"the conv statistics net needs (C, H, W) inputs, got {input_shape}")
+        net = ConvStatistics(
+            input_shape,
+            n_statistics,
+            n_filters,
+            attention=attention,
+            activation=activation,
+            negative_slope=negative_slope,
+        )
+    elif kind == "mlp":
+        net = MLPStatistics(
+            math.prod(input_shape),
+            n_statistics,
+            activation=activation,
+            negative_slope=negative_slope,
+        )
+    else:
+        raise ValueError(f"unknown statistics network {kind!r}; expected 'conv', 'mlp' or a callable")
+    if spectral_norm:
+        _apply_spectral_norm(net)
+    return net
+
+
+def _apply_spectral_norm(net: nn.Module) -> None:
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for name, child in list(net.named_children()):
+        if isinstance(child, (nn.Conv2d, nn.Linear)):
+            # The zero-initialised attention output has spectral norm 0; normalising it would
+            # divide by ~0, so it stays a plain (identity-at-init) residual branch.
+            if child.weight.detach().abs().sum() > 0:
+                setattr(net, name, spectral_norm(child))
+        else:
+            _apply_spectral_norm(child)

@@ -1,0 +1,26 @@
+"""The contrastive training loop, its callbacks and checkpoints (no scikit-learn here)."""
+
+from .callbacks import (
+    Callback,
+    Checkpoint,
+    DivergenceError,
+    DivergenceMonitor,
+    LambdaCallback,
+    ProgressBar,
+)
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .loop import ContrastiveTrainer, lr_factor
+
+__all__ = [
+    "Callback",
+    "Checkpoint",
+    "CheckpointError",
+    "ContrastiveTrainer",
+    "DivergenceError",
+    "DivergenceMonitor",
+    "LambdaCallback",
+    "ProgressBar",
+    "load_checkpoint",
+    "lr_factor",
+    "save_checkpoint",
+]

@@ -1,0 +1,240 @@
+"""Training callbacks: progress, divergence detection, checkpoints.
+
+A callback overrides any of the no-op hooks below; the trainer calls them in order
+(``ContrastiveTrainer.notify``). Setting ``trainer.stop_training = True`` ends the fit after the
+current update.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from typing import Callable, Optional
+
+__all__ = [
+    "Callback",
+    "ProgressBar",
+    "DivergenceError",
+    "DivergenceMonitor",
+    "Checkpoint",
+    "LambdaCallback",
+]
+
+
+class Callback:
+    """Base class: every hook is a no-op."""
+
+    def on_fit_begin(self, trainer) -> None:
+        """Called once before the first update of a ``fit`` call."""
+
+    def on_update_end(self, trainer, record: dict) -> None:
+        """Called after every update with that update's history record."""
+
+    def on_fit_end(self, trainer) -> None:
+        """Called once when a ``fit`` call ends, also when it ends with an error."""
+
+
+class LambdaCallback(Callback):
+    """Wrap a function ``fn(trainer, record)`` as an ``on_update_end`` hook."""
+
+    def __init__(self, on_update_end: Callable):
+        self._fn = on_update_end
+
+    def on_update_end(self, trainer, record):
+        self._fn(trainer, record)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar (updates/s, ETA, data and sample energies, their gap); log lines at verbose 2.
+
+    Parameters
+    ----------
+    total : int
+        Number of updates this fit will run.
+    verbose : int, default=1
+        1: the bar; 2: the bar plus a log line every ``log_every`` updates.
+    log_every : int, default=100
+    desc : str, default="fit"
+    file : file-like, default=sys.stderr
+    """
+
+    def __init__(self, total: int, verbose: int = 1, log_every: int = 100, desc: str = "fit", file=None):
+        self.total = total
+        self.verbose = verbose
+        self.log_every = max(int(log_every), 1)
+        self.desc = desc
+        self.file = file
+        self._bar = None
+
+    def on_fit_begin(self, trainer):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(
+            total=self.total,
+            desc=self.desc,
+            unit="upd",
+            file=self.file if self.file is not None else sys.stderr,
+            dynamic_ncols=True,
+        )
+
+    def on_update_end(self, trainer, record):
+        self._bar.update(1)
+        self._bar.set_postfix(
+            E_data=f"{record['energy_data']:.4g}",
+            E_samp=f"{record['energy_samples']:.4g}",
+            gap=f"{record['energy_gap']:.3g}",
+            refresh=False,
+        )
+        if self.verbose >= 2 and record["update"] % self.log_every == 0:
+            self._bar.write(
+                "[{desc}] update {update}: loss={loss:.4g} E_data={energy_data:.4g} "
+                "E_samples={energy_samples:.4g} grad_norm={grad_norm:.3g} "
+                "chain=[{chain_min:.3g}, {chain_max:.3g}] {seconds:.3f}s".format(
+                    desc=self.desc, **record
+                ),
+                file=self.file if self.file is not None else sys.stderr,
+            )
+
+    def on_fit_end(self, trainer):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class DivergenceError(RuntimeError):
+    """Training diverged: non-finite values or chains far outside the data range."""
+
+    def __init__(self, message: str, update: int, reason: str):
+        super().__init__(message)
+        self.update = update
+        self.reason = reason
+
+
+def _divergence_reason(record: dict, chain_limit: float) -> Optional[str]:
+    for key in ("loss", "energy_data", "energy_samples", "grad_norm"):
+        if not math.isfinite(record[key]):
+            return f"{key} is {record[key]}"
+    extreme = max(abs(record["chain_min"]), abs(record["chain_max"]))
+    if not math.isfinite(extreme):
+        return "the sampler's chains contain non-finite values"
+    if extreme > chain_limit:
+        return (
+            f"the sampler's chains reached |x| = {extreme:.3g}, beyond the limit {chain_limit:g} "
+            "(data are scaled to about [-1, 1])"
+        )
+    return None
+
+
+class DivergenceMonitor(Callback):
+    """Stop a diverging fit with a clear error, or roll back and lower the learning rate.
+
+    Parameters
+    ----------
+    chain_limit : float, default=100.0
+        Largest |x| of the sampler's chains still considered sane, in the model's working units
+        (data scaled to [-1, 1] for images, standardised for tabular data).
+    on_divergence : {"raise", "restore"}, default="raise"
+        "restore": go back to the last good state (kept in memory every ``snapshot_every``
+        updates), multiply the learning rate by ``lr_decay`` and continue, at most
+        ``max_restores`` times; then raise.
+    snapshot_every : int, default=100
+    lr_decay : float, default=0.5
+    max_restores : int, default=3
+    advice : str, default=""
+        What to change, appended to the error message.
+    checkpoint_path : str, optional
+        Named in the message as the last good checkpoint.
+    """
+
+    def __init__(
+        self,
+        chain_limit: float = 100.0,
+        on_divergence: str = "raise",
+        snapshot_every: int = 100,
+        lr_decay: float = 0.5,
+        max_restores: int = 3,
+        advice: str = "",
+        checkpoint_path: Optional[str] = None,
+    ):
+        if on_divergence not in ("raise", "restore"):
+            raise ValueError(f"on_divergence must be 'raise' or 'restore', got {on_divergence!r}")
+        self.chain_limit = chain_limit
+        self.on_divergence = on_divergence
+        self.snapshot_every = max(int(snapshot_every), 1)
+        self.lr_decay = lr_decay
+        self.max_restores = max_restores
+        self.advice = advice
+        self.checkpoint_path = checkpoint_path
+        self.n_restores = 0
+        self._snapshot = None
+
+    def on_fit_begin(self, trainer):
+        if self.on_divergence == "restore":
+            self._snapshot = copy.deepcopy(trainer.state_dict())
+
+    def on_update_end(self, trainer, record):
+        reason = _divergence_reason(record, self.chain_limit)
+        if reason is None:
+            if self.on_divergence == "restore" and record["update"] % self.snapshot_every == 0:
+                self._snapshot = copy.deepcopy(trainer.state_dict())
+            return
+        if self.on_divergence == "restore" and self.n_restores < self.max_restores:
+            self.n_restores += 1
+            trainer.load_state_dict(copy.deepcopy(self._snapshot))
+            trainer.lr_scale *= self.lr_decay
+            trainer.history.append(
+                {"update": trainer.n_updates, "event": "restored", "reason": reason,
+                 "lr_scale": trainer.lr_scale}
+            )
+            return
+        where = (
+            f" The last good checkpoint is {self.checkpoint_path}."
+            if self.checkpoint_path
+            else " No checkpoint was being written (set checkpoint_path to keep one)."
+        )
+        message = f"training diverged at update {record['update']}: {reason}.{where}"
+        if self.advice:
+            message += " " + self.advice
+        raise DivergenceError(message, update=record["update"], reason=reason)
+
+
+class Checkpoint(Callback):
+    """Save a resumable checkpoint every ``every`` updates and at the end of the fit.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Written atomically (to a temporary file in the same directory, then renamed), so an
+        interrupted save never leaves a truncated checkpoint.
+    every : int
+    state_fn : callable
+        Returns the dictionary to save (tensors and plain Python only, so that it loads with
+        ``torch.load(weights_only=True)``).
+    is_writer : bool, default=True
+        Only one process of a distributed run writes.
+    """
+
+    def __init__(self, path, every: int, state_fn: Callable[[], dict], is_writer: bool = True):
+        self.path = path
+        self.every = max(int(every), 1)
+        self.state_fn = state_fn
+        self.is_writer = is_writer
+        self._last_good: Optional[int] = None
+
+    def _save(self, trainer):
+        from .checkpoint import save_checkpoint
+
+        if self.is_writer:
+            save_checkpoint(self.state_fn(), self.path)
+        self._last_good = trainer.n_updates
+
+    def on_update_end(self, trainer, record):
+        if record["update"] % self.every == 0 and _divergence_reason(record, math.inf) is None:
+            self._save(trainer)
+
+    def on_fit_end(self, trainer):
+        if trainer.error is not None:  # keep the last good checkpoint, not the failed state
+            return
+        if trainer.history and self._last_good != trainer.n_updates:
+            self._save(trainer)

@@ -1,0 +1,282 @@
+"""The contrastive maximum-likelihood training loop, shared by all three models.
+
+The gradient of the negative log-likelihood of an energy model is (NN-EFH paper, Eq. 7)
+
+    E_data[dE/dtheta] - E_model[dE/dtheta],
+
+which is the gradient of the surrogate loss ``mean E(x, z) - mean E(x_hat, z_hat)`` with the
+model samples (x_hat, z_hat) held fixed. Writing the update as a loss keeps autograd, Adam, any
+torch optimizer and DistributedDataParallel's gradient all-reduce in charge; no weight update is
+written by hand. This module knows nothing of scikit-learn.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..nn.base import EnergyModel
+from ..samplers.langevin import sampling_mode
+from .callbacks import Callback
+
+__all__ = ["ContrastiveTrainer", "NegativeSampler", "lr_factor"]
+
+#: ``sampler(model, n, generator) -> dict`` with ``x``, ``z`` and optionally ``xs``/``zs``
+#: (all rounds), ``grad_norm``, ``x_min``, ``x_max`` (see skefh.samplers.gibbs_langevin).
+NegativeSampler = Callable[[EnergyModel, int, Optional[torch.Generator]], dict]
+
+_LR_SCHEDULES = ("constant", "cosine", "linear")
+
+
+def lr_factor(schedule: str, update: int, total: int, warmup: int = 0) -> float:
+    """Multiplier of the base learning rate at ``update`` (0-based) out of ``total``.
+
+    Parameters
+    ----------
+    schedule : {"constant", "cosine", "linear"}
+        "cosine" anneals to 0 over ``total`` updates (the GRBM reference anneals per epoch),
+        "linear" decays linearly to 0.
+    update, total : int
+    warmup : int, default=0
+        Linear warm-up over the first ``warmup`` updates.
+    """
+    if schedule not in _LR_SCHEDULES:
+        raise ValueError(f"unknown lr schedule {schedule!r}; expected one of {_LR_SCHEDULES}")
+    factor = 1.0
+    if warmup > 0 and update < warmup:
+        factor = (update + 1) / warmup
+    progress = min(update / max(total, 1), 1.0)
+    if schedule == "cosine":
+        factor *= 0.5 * (1.0 + math.cos(math.pi * progress))
+    elif schedule == "linear":
+        factor *= 1.0 - progress
+    return factor
+
+
+def _flatten_rounds(out: dict) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Negative samples of all Gibbs rounds stacked along the batch (GRBM reference)."""
+    x = torch.cat(out["xs"], 0)
+    z = torch.cat(out["zs"], 0) if out["zs"][0] is not None else None
+    return x, z
+
+
+class ContrastiveTrainer:
+    """One contrastive update per minibatch, with callbacks and a resumable state.
+
+    Parameters
+    ----------
+    model : EnergyModel
+        The energy; its ``forward(x, z)`` gives per-sample joint energies.
+    negative_sampler : callable
+        ``negative_sampler(model, n, generator)`` draws model samples (see
+        :data:`NegativeSampler`). When its result has ``xs``, every round is used as a negative
+        sample (the GRBM reference's averaged negative statistics).
+    optimizer : torch.optim.Optimizer
+    generator : torch.Generator
+        Randomness for data noise, positive latents and the sampler (on the model's device).
+    data_generator : torch.Generator
+        CPU generator for the order of minibatches.
+    data_noise : float, default=0.0
+        Standard deviation of Gaussian noise added to each positive batch (Nijkamp et al. 2020,
+        appendix C: without it constant-background pixels get runaway low energy).
+    max_grad_norm : float or None, default=None
+        Clip the parameter-gradient norm (``torch.nn.utils.clip_grad_norm_``).
+    energy_l2 : float, default=0.0
+        Coefficient of ``mean(E_data^2) + mean(E_samples^2)`` added to the loss (Du & Mordatch
+        2019), which keeps energies near zero.
+    latent_statistics : {"sample", "mean"}, default="sample"
+        Positive-phase latent: a Bernoulli draw (Algorithm 1, line 5) or the posterior mean
+        sigmoid(eta) (lower variance, same expected gradient).
+    lr_schedule : {"constant", "cosine", "linear"}, default="constant"
+    warmup : int, default=0
+    total_updates : int, default=1
+        Horizon of the learning-rate schedule.
+    forward_model : torch.nn.Module, optional
+        What computes the loss energies: the model itself, or a DistributedDataParallel wrapper
+        around it (so that gradients are all-reduced).
+    callbacks : sequence of Callback
+    """
+
+    def __init__(
+        self,
+        model: EnergyModel,
+        negative_sampler: NegativeSampler,
+        optimizer: torch.optim.Optimizer,
+        *,
+        generator: Optional[torch.Generator] = None,
+        data_generator: Optional[torch.Generator] = None,
+        data_noise: float = 0.0,
+        max_grad_norm: Optional[float] = None,
+        energy_l2: float = 0.0,
+        latent_statistics: str = "sample",
+        lr_schedule: str = "constant",
+        warmup: int = 0,
+        total_updates: int = 1,
+        forward_model: Optional[nn.Module] = None,
+        callbacks: Sequence[Callback] = (),
+    ):
+        if latent_statistics not in ("sample", "mean"):
+            raise ValueError(f"latent_statistics must be 'sample' or 'mean', got {latent_statistics!r}")
+        self.model = model
+        self.negative_sampler = negative_sampler
+        self.optimizer = optimizer
+        self.generator = generator
+        self.data_generator = data_generator if data_generator is not None else torch.Generator()
+        self.data_noise = float(data_noise)
+        self.max_grad_norm = max_grad_norm
+        self.energy_l2 = float(energy_l2)
+        self.latent_statistics = latent_statistics
+        self.lr_schedule = lr_schedule
+        self.warmup = int(warmup)
+        self.total_updates = int(total_updates)
+        self.forward_model = forward_model if forward_model is not None else model
+        self.callbacks = list(callbacks)
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.lr_scale = 1.0  # lowered by divergence recovery
+        self.n_updates = 0
+        self.history: list[dict] = []
+        self.stop_training = False
+        self.error: Optional[BaseException] = None
+        self._order: Optional[torch.Tensor] = None
+        self._position = 0
+
+    # -- callbacks ------------------------------------------------------------------------------
+    def notify(self, hook: str, **kwargs) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, **kwargs)
+
+    # -- one update -----------------------------------------------------------------------------
+    def _positive_latent(self, x_pos: torch.Tensor):
+        if not self.model.has_latent:
+            return None, None
+        with sampling_mode(self.model), torch.no_grad():
+            probs = torch.sigmoid(self.model.posterior_logits(x_pos))
+        z = probs if self.latent_statistics == "mean" else torch.bernoulli(probs, generator=self.generator)
+        return z, probs
+
+    def _set_lr(self) -> float:
+        factor = self.lr_scale * lr_factor(
+            self.lr_schedule, self.n_updates, self.total_updates, self.warmup
+        )
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        return self.optimizer.param_groups[0]["lr"]
+
+    def train_step(self, x_pos: torch.Tensor) -> dict:
+        """One contrastive update on the positive batch ``x_pos``; returns its record."""
+        start = time.perf_counter()
+        if self.data_noise > 0:
+            noise = torch.randn(
+                x_pos.shape, generator=self.generator, device=x_pos.device, dtype=x_pos.dtype
+            )
+            x_pos = x_pos + self.data_noise * noise
+        z_pos, probs = self._positive_latent(x_pos)
+        negatives = self.negative_sampler(self.model, x_pos.shape[0], self.generator)
+        if "xs" in negatives:
+            x_neg, z_neg = _flatten_rounds(negatives)
+        else:
+            x_neg, z_neg = negatives["x"], negatives["z"]
+        n_pos = x_pos.shape[0]
+        # One forward over positives and negatives: one DDP forward per backward.
+        z_all = torch.cat([z_pos, z_neg.to(z_pos.dtype)]) if z_pos is not None else None
+        energies = self.forward_model(torch.cat([x_pos, x_neg.detach()]), z_all)
+        e_pos, e_neg = energies[:n_pos], energies[n_pos:]
+        loss = e_pos.mean() - e_neg.mean()
+        if self.energy_l2 > 0:
+            loss = loss + self.energy_l2 * (e_pos.square().mean() + e_neg.square().mean())
+        lr = self._set_lr()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = self.max_grad_norm if self.max_grad_norm is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        finite = bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm))
+        if finite:  # never write a non-finite step into the parameters
+            self.optimizer.step()
+        self.n_updates += 1
+        record = {
+            "update": self.n_updates,
+            "loss": float(loss.detach()),
+            "energy_data": float(e_pos.detach().mean()),
+            "energy_samples": float(e_neg.detach().mean()),
+            "energy_gap": float(e_pos.detach().mean() - e_neg.detach().mean()),
+            "grad_norm": float(grad_norm),
+            "langevin_grad_norm": float(negatives.get("grad_norm", float("nan"))),
+            "chain_min": float(negatives["x"].min()),
+            "chain_max": float(negatives["x"].max()),
+            "posterior_data": float(probs.mean()) if probs is not None else float("nan"),
+            "lr": lr,
+            "skipped": not finite,
+            "seconds": time.perf_counter() - start,
+        }
+        self.history.append(record)
+        return record
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _next_batch_indices(self, n_rows: int, batch_size: int) -> torch.Tensor:
+        if self._order is None or self._position + batch_size > len(self._order):
+            self._order = torch.randperm(n_rows, generator=self.data_generator)
+            self._position = 0
+        idx = self._order[self._position : self._position + batch_size]
+        self._position += batch_size
+        return idx
+
+    def fit(self, data: torch.Tensor, n_updates: int, batch_size: int) -> "ContrastiveTrainer":
+        """Run ``n_updates`` more updates on minibatches of ``data`` (reshuffled every epoch).
+
+        Parameters
+        ----------
+        data : torch.Tensor of shape (n, *input_shape)
+            Training data on the model's device, in the model's working units.
+        n_updates : int
+        batch_size : int
+            Rows per minibatch (at most ``n``; the last incomplete batch of an epoch is dropped).
+        """
+        batch_size = min(batch_size, data.shape[0])
+        self.stop_training = False
+        self.error = None
+        self.notify("on_fit_begin")
+        try:
+            for _ in range(n_updates):
+                idx = self._next_batch_indices(data.shape[0], batch_size)
+                record = self.train_step(data[idx.to(data.device)])
+                self.notify("on_update_end", record=record)
+                if self.stop_training:
+                    break
+        except BaseException as exc:
+            self.error = exc  # lets callbacks tell a failed fit from a finished one
+            raise
+        finally:
+            self.notify("on_fit_end")
+        return self
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit-identically: tensors and plain Python only."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state() if self.generator is not None else None,
+            "data_generator": self.data_generator.get_state(),
+            "order": self._order,
+            "position": self._position,
+            "n_updates": self.n_updates,
+            "lr_scale": self.lr_scale,
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.generator is not None and state["generator"] is not None:
+            self.generator.set_state(state["generator"])
+        self.data_generator.set_state(state["data_generator"])
+        self._order = state["order"]
+        self._position = int(state["position"])
+        self.n_updates = int(state["n_updates"])
+        self.lr_scale = float(state["lr_scale"])
+        self.history = list(state["history"])

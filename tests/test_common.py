@@ -1,0 +1,21 @@
+"""scikit-learn's estimator checks over the three estimators, with fast settings."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skefh import EBM, GRBM, NNEFH
+
+FAST = dict(max_iter=2, batch_size=16, random_state=0, device="cpu")
+ESTIMATORS = [
+    NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, **FAST),
+    EBM(n_statistics=8, n_filters=4, langevin_steps=2, **FAST),
+    GRBM(n_components=8, gibbs_steps=2, langevin_steps=2, **FAST),
+]
+
+# Every check passes; a failure that cannot be fixed would be listed here with its reason.
+EXPECTED_FAILURES: dict = {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILURES)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
