@@ -114,7 +114,7 @@ class NNEFH(BaseEnergyEstimator):
         The affine map from data units to the model's working units.
     device_ : torch.device
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined when X has string feature names.
     n_iter_ : int
         Updates performed.

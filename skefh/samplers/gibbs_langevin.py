@@ -84,7 +84,7 @@ def gibbs_langevin(
     ----------
     model : EnergyModel
         Borrowed, not owned: it is frozen for the duration (:func:`sampling_mode`) and restored.
-    x : torch.Tensor of shape (B, *input_shape)
+    x : torch.Tensor of shape (B, ...)
         Initial visible state; not modified.
     z : torch.Tensor of shape (B, K) or None
         Initial latent state; drawn from p(z | x) when None (ignored by latent-free models).
@@ -149,7 +149,8 @@ def gibbs_langevin(
 def _noise_like_inputs(
     model: EnergyModel, n: int, device, generator: Optional[torch.Generator]
 ) -> torch.Tensor:
-    return torch.randn((n, *model.input_shape), generator=generator, device=device)
+    dtype = next(model.parameters()).dtype
+    return torch.randn((n, *model.input_shape), generator=generator, device=device, dtype=dtype)
 
 
 def sample_from_noise(
@@ -200,7 +201,7 @@ def sample_from_data(
     ----------
     model : EnergyModel
         Must have a latent layer.
-    x_data : torch.Tensor of shape (n, *input_shape)
+    x_data : torch.Tensor of shape (n, ...)
         Data whose posterior initialises the latent chain.
     settings : GibbsLangevinSettings
     generator : torch.Generator, optional

@@ -132,7 +132,7 @@ class DivergenceMonitor(Callback):
     Parameters
     ----------
     chain_limit : float, default=100.0
-        Largest |x| of the sampler's chains still considered sane, in the model's working units
+        Largest ``|x|`` of the sampler's chains still considered sane, in the model's working units
         (data scaled to [-1, 1] for images, standardised for tabular data).
     on_divergence : {"raise", "restore"}, default="raise"
         "restore": go back to the last good state (kept in memory every ``snapshot_every``
@@ -167,6 +167,7 @@ class DivergenceMonitor(Callback):
         self.advice = advice
         self.checkpoint_path = checkpoint_path
         self.n_restores = 0
+        self.events: list[dict] = []
         self._snapshot = None
 
     def on_fit_begin(self, trainer):
@@ -181,12 +182,14 @@ class DivergenceMonitor(Callback):
             return
         if self.on_divergence == "restore" and self.n_restores < self.max_restores:
             self.n_restores += 1
-            trainer.load_state_dict(copy.deepcopy(self._snapshot))
-            trainer.lr_scale *= self.lr_decay
-            trainer.history.append(
-                {"update": trainer.n_updates, "event": "restored", "reason": reason,
-                 "lr_scale": trainer.lr_scale}
+            lr_scale = trainer.lr_scale * self.lr_decay  # cumulative over restores
+            self.events.append(
+                {"update": record["update"], "event": "restored", "reason": reason, "lr_scale": lr_scale}
             )
+            trainer.load_state_dict(copy.deepcopy(self._snapshot))
+            trainer.lr_scale = lr_scale
+            # The snapshot may predate some events: put back those it lacks.
+            trainer.history.extend(e for e in self.events if e not in trainer.history)
             return
         where = (
             f" The last good checkpoint is {self.checkpoint_path}."

@@ -230,7 +230,7 @@ class ContrastiveTrainer:
 
         Parameters
         ----------
-        data : torch.Tensor of shape (n, *input_shape)
+        data : torch.Tensor of shape (n, ...)
             Training data on the model's device, in the model's working units.
         n_updates : int
         batch_size : int

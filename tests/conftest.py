@@ -1,0 +1,59 @@
+"""Shared fixtures and tiny models for the test-suite."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skefh.nn import EBMEnergy, GRBMEnergy, MLPStatistics, NNEFHEnergy
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same global RNG states."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+class ZeroStatistics(nn.Module):
+    """U(x) = 0: the NN-EFH reduces to its quadratic term, a known Gaussian."""
+
+    def __init__(self, n_statistics):
+        super().__init__()
+        self.n_statistics = n_statistics
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return x.flatten(1)[:, :1] * 0.0 * self.dummy + torch.zeros(
+            x.shape[0], self.n_statistics, dtype=x.dtype, device=x.device
+        )
+
+
+def tiny_nnefh(n_features=3, n_components=4, n_statistics=5, seed=0, weight_std=0.7):
+    """A float64 NN-EFH on an MLP with random (not small) parameters."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    stats = MLPStatistics(n_features, n_statistics)
+    model = NNEFHEnergy(stats, (n_features,), n_statistics, n_components, weight_std=weight_std, generator=gen)
+    with torch.no_grad():
+        model.bias.normal_(0, 0.5, generator=gen)
+        model.mu.normal_(0, 0.5, generator=gen)
+    return model.double()
+
+
+def tiny_grbm(n_visible=2, n_hidden=3, seed=0):
+    """A float64 GRBM with random parameters of order one."""
+    gen = torch.Generator().manual_seed(seed)
+    model = GRBMEnergy(n_visible, n_hidden, generator=gen)
+    with torch.no_grad():
+        model.weight.normal_(0, 0.8, generator=gen)
+        model.bias.normal_(0, 0.5, generator=gen)
+        model.mu.normal_(0, 0.5, generator=gen)
+        model.log_var.normal_(-0.5, 0.3, generator=gen)
+    return model.double()
+
+
+def all_binary_states(k, dtype=torch.float64):
+    """(2^k, k) tensor of every z in {0, 1}^k."""
+    grid = torch.arange(2**k).unsqueeze(1).bitwise_right_shift(torch.arange(k)) & 1
+    return grid.to(dtype)

@@ -1,0 +1,157 @@
+"""The energies against brute force: enumeration of latents, finite differences, closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import all_binary_states, tiny_grbm, tiny_nnefh
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skefh.nn import EBMEnergy, MLPStatistics
+
+SETTINGS = settings(max_examples=15, deadline=None)
+
+
+def _brute_force_posterior(model, x, k):
+    """p(z | x) for every z, and -log sum_z exp(-E(z, x)), by enumerating all 2^k states."""
+    zs = all_binary_states(k)  # (2^k, k)
+    energies = torch.stack([model.energy(x.expand(len(zs), -1), zs) for x in x.split(1)])  # (B, 2^k)
+    log_joint = -energies
+    return zs, torch.softmax(log_joint, dim=1), -torch.logsumexp(log_joint, dim=1)
+
+
+@SETTINGS
+@given(
+    n_features=st.integers(1, 4),
+    k=st.integers(1, 8),
+    n_statistics=st.integers(1, 6),
+    seed=st.integers(0, 10_000),
+)
+def test_nnefh_posterior_and_free_energy_match_enumeration(n_features, k, n_statistics, seed):
+    model = tiny_nnefh(n_features, k, n_statistics, seed=seed)
+    x = torch.randn(3, n_features, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    zs, posterior, free_energy = _brute_force_posterior(model, x, k)
+    probs = torch.sigmoid(model.posterior_logits(x))  # (B, k)
+    # The factorised Bernoulli posterior assigns each z the product of its marginals.
+    factorised = torch.prod(torch.where(zs.bool(), probs[:, None, :], 1 - probs[:, None, :]), dim=2)
+    torch.testing.assert_close(factorised, posterior, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(model.free_energy(x), free_energy, rtol=1e-9, atol=1e-9)
+
+
+@SETTINGS
+@given(n_features=st.integers(1, 4), seed=st.integers(0, 10_000))
+def test_nnefh_free_energy_gradient_matches_finite_differences(n_features, seed):
+    model = tiny_nnefh(n_features, 4, 5, seed=seed)
+    x = torch.randn(2, n_features, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    grad = model.free_energy_grad(x)
+    h = 1e-6
+    numeric = torch.zeros_like(x)
+    for i in range(n_features):
+        step = torch.zeros_like(x)
+        step[:, i] = h
+        numeric[:, i] = (model.free_energy(x + step) - model.free_energy(x - step)) / (2 * h)
+    # LeakyReLU kinks make the finite difference wrong only on a measure-zero set.
+    torch.testing.assert_close(grad, numeric, rtol=1e-5, atol=1e-6)
+
+
+@SETTINGS
+@given(n_features=st.integers(1, 4), k=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_nnefh_conditional_gradient_is_the_energy_gradient(n_features, k, seed):
+    model = tiny_nnefh(n_features, k, 5, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(4, n_features, dtype=torch.float64, generator=gen)
+    z = torch.bernoulli(torch.full((4, k), 0.5, dtype=torch.float64), generator=gen)
+    xr = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(model.energy(xr, z).sum(), xr)
+    torch.testing.assert_close(model.conditional_grad(z)(x), expected)
+
+
+def test_nnefh_energy_matches_equation_six():
+    model = tiny_nnefh(3, 4, 5)
+    x = torch.randn(2, 3, dtype=torch.float64)
+    z = torch.tensor([[1.0, 0, 1, 1], [0, 0, 0, 1]], dtype=torch.float64)
+    u = model.statistics(x)
+    expected = ((x - model.mu) ** 2).sum(1) - ((u @ model.weight.T) * z).sum(1) - z @ model.bias
+    torch.testing.assert_close(model.energy(x, z), expected)
+
+
+def test_ebm_gradient_matches_autograd():
+    torch.manual_seed(1)
+    model = EBMEnergy(MLPStatistics(3, 6), (3,), 6).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    xr = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(model.energy(xr).sum(), xr)
+    torch.testing.assert_close(model.conditional_grad(None)(x), expected)
+    torch.testing.assert_close(model.free_energy(x), model.energy(x))
+    assert model.sample_latent(x) is None
+
+
+# -- GRBM ---------------------------------------------------------------------------------------
+@SETTINGS
+@given(n_visible=st.integers(1, 4), n_hidden=st.integers(1, 7), seed=st.integers(0, 10_000))
+def test_grbm_posterior_and_free_energy_match_enumeration(n_visible, n_hidden, seed):
+    model = tiny_grbm(n_visible, n_hidden, seed)
+    v = torch.randn(3, n_visible, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    hs, posterior, free_energy = _brute_force_posterior(model, v, n_hidden)
+    probs = torch.sigmoid(model.posterior_logits(v))
+    factorised = torch.prod(torch.where(hs.bool(), probs[:, None, :], 1 - probs[:, None, :]), dim=2)
+    torch.testing.assert_close(factorised, posterior, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(model.free_energy(v), free_energy, rtol=1e-9, atol=1e-9)
+
+
+@torch.no_grad()
+def test_grbm_visible_conditional_is_the_stated_gaussian():
+    """exp(-E(v, h)) normalised over v (1-D quadrature) is N(W h + mu, sigma^2)."""
+    model = tiny_grbm(1, 3, seed=3)
+    grid = torch.linspace(-15, 15, 200_001, dtype=torch.float64).unsqueeze(1)
+    for h in all_binary_states(3):
+        log_unnorm = -model.energy(grid, h.expand(len(grid), -1))
+        weights = torch.softmax(log_unnorm, dim=0)
+        mean = float((weights * grid[:, 0]).sum())
+        var = float((weights * (grid[:, 0] - mean) ** 2).sum())
+        assert mean == pytest.approx(float(model.visible_mean(h[None])[0, 0]), abs=1e-6)
+        assert var == pytest.approx(float(model.variance()[0]), rel=1e-5)
+
+
+def test_grbm_closed_form_gradients_match_autograd():
+    model = tiny_grbm(4, 3, seed=5)
+    gen = torch.Generator().manual_seed(1)
+    v = torch.randn(6, 4, dtype=torch.float64, generator=gen)
+    h = torch.bernoulli(torch.full((6, 3), 0.5, dtype=torch.float64), generator=gen)
+    vr = v.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(model.energy(vr, h).sum(), vr)
+    torch.testing.assert_close(model.conditional_grad(h)(v), expected)
+    vr = v.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(model.free_energy(vr).sum(), vr)
+    torch.testing.assert_close(model.free_energy_grad(v), expected)
+
+
+def test_grbm_parameter_gradients_match_reference_closed_forms():
+    """Autograd of the surrogate loss gives Liao et al.'s closed-form parameter gradients."""
+    model = tiny_grbm(3, 2, seed=7)
+    gen = torch.Generator().manual_seed(2)
+    v = torch.randn(5, 3, dtype=torch.float64, generator=gen)
+    h = torch.bernoulli(torch.full((5, 2), 0.5, dtype=torch.float64), generator=gen)
+    model.zero_grad()
+    model.energy(v, h).mean().backward()
+    var = model.variance().detach()
+    W, mu = model.weight.detach(), model.mu.detach()
+    torch.testing.assert_close(model.weight.grad, -torch.einsum("bi,bj->ij", v / var, h) / 5)
+    torch.testing.assert_close(model.bias.grad, -h.mean(0))
+    torch.testing.assert_close(model.mu.grad, ((mu - v) / var).mean(0))
+    expected_log_var = (-0.5 * (v - mu) ** 2 / var + (v / var) * (h @ W.T)).mean(0)
+    torch.testing.assert_close(model.log_var.grad, expected_log_var)
+
+
+@torch.no_grad()
+def test_grbm_exact_visible_samples_have_the_conditional_moments():
+    model = tiny_grbm(2, 3, seed=2)
+    h = torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64).expand(200_000, -1)
+    v = model.sample_visible(h, torch.Generator().manual_seed(0))
+    expected_mean = model.visible_mean(h[:1])[0]
+    std = model.variance().sqrt()
+    se = std / math.sqrt(len(v))
+    assert torch.all((v.mean(0) - expected_mean).abs() < 5 * se)
+    np.testing.assert_allclose(v.var(0).numpy(), model.variance().detach().numpy(), rtol=0.02)

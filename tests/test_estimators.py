@@ -1,0 +1,256 @@
+"""The estimator contract: scikit-learn integration, dtypes, devices, reproducibility, errors."""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skefh import EBM, GRBM, NNEFH
+from skefh.estimators import DeviceWarning
+from skefh.estimators._resolve import resolve_image_shape
+
+DIGITS_X, DIGITS_Y = load_digits(return_X_y=True)
+SMALL = dict(n_components=16, n_statistics=16, n_filters=4, gibbs_steps=1, langevin_steps=3,
+             max_iter=3, batch_size=32, random_state=0, device="cpu")
+MODELS = {
+    "nnefh": lambda **kw: NNEFH(**{**SMALL, **kw}),
+    "ebm": lambda **kw: EBM(**{**{k: v for k, v in SMALL.items() if k not in ("n_components", "gibbs_steps")}, **kw}),
+    "grbm": lambda **kw: GRBM(**{**dict(n_components=16, gibbs_steps=2, langevin_steps=3, max_iter=3,
+                                        batch_size=32, random_state=0, device="cpu"), **kw}),
+}
+X = DIGITS_X[:200]
+
+
+@pytest.mark.parametrize(
+    "n_features, expected",
+    [(64, (1, 8, 8)), (784, (1, 28, 28)), (1024, (1, 32, 32)), (3072, (3, 32, 32)), (192, (3, 8, 8)),
+     (49, None), (10, None), (100, (1, 10, 10))],
+)
+def test_auto_image_shape(n_features, expected):
+    assert resolve_image_shape("auto", n_features) == expected
+
+
+def test_explicit_image_shape_must_match_the_rows():
+    assert resolve_image_shape((2, 4, 8), 64) == (2, 4, 8)
+    with pytest.raises(ValueError, match="needs rows of 784 values, but X has 64 features"):
+        NNEFH(image_shape=(1, 28, 28), **{k: v for k, v in SMALL.items()}).fit(X)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_in_is_dtype_out(name, dtype):
+    est = MODELS[name]().fit(X.astype(dtype))
+    assert est.transform(X.astype(dtype)).dtype == dtype
+    assert est.sample(2).dtype == dtype
+    assert est.sample(X=X[:3].astype(np.float32) if name != "ebm" else None, n_samples=3).shape == (3, 64)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_raw_pixel_values_and_samples_in_data_units(name):
+    raw = (X / 16.0 * 255.0).round()  # 0..255 "uint8" pixels as floats
+    est = MODELS[name]().fit(raw.astype(np.uint8))
+    assert est.range_map_.kind == "image"
+    working = est.range_map_.to_working(raw)
+    assert working.min() == pytest.approx(-1.0) and working.max() == pytest.approx(1.0)
+    samples = est.sample(5)
+    back = est.range_map_.to_working(samples)
+    np.testing.assert_allclose(est.range_map_.to_data(back), samples, rtol=1e-6, atol=1e-3)
+
+
+def test_tabular_data_get_the_mlp_and_standardisation():
+    rng = np.random.default_rng(0)
+    Xt = rng.normal(5.0, 3.0, size=(100, 5))
+    est = NNEFH(**SMALL).fit(Xt)
+    assert est.image_shape_ is None and est.range_map_.kind == "standardise"
+    assert type(est.module_.statistics).__name__ == "MLPStatistics"
+    assert est.transform(Xt).shape == (100, 16)
+
+
+@pytest.mark.parametrize("features, width", [("U", 16), ("eta", 12), ("mean", 12)])
+def test_nnefh_features(features, width):
+    est = NNEFH(**{**SMALL, "n_components": 12}, features=features).fit(X)
+    out = est.transform(X)
+    assert out.shape == (200, width)
+    assert list(est.get_feature_names_out()[:2]) == [f"nnefh_{features.lower()}0", f"nnefh_{features.lower()}1"]
+    if features == "mean":
+        assert out.min() >= 0 and out.max() <= 1
+    eta = clone(est).set_params(features="eta").fit(X).transform(X)
+    if features == "mean":
+        np.testing.assert_allclose(out, 1 / (1 + np.exp(-eta)), rtol=1e-5, atol=1e-6)
+
+
+def test_pipeline_with_a_linear_classifier():
+    pipe = Pipeline([("efh", NNEFH(**SMALL)), ("scale", StandardScaler()),
+                     ("clf", LogisticRegression(max_iter=300))])
+    pipe.fit(DIGITS_X[:1000], DIGITS_Y[:1000])
+    assert pipe.score(DIGITS_X[1000:1400], DIGITS_Y[1000:1400]) > 0.5  # chance is 0.1
+
+
+def test_grid_search_in_parallel_and_clone():
+    est = NNEFH(**SMALL)
+    assert clone(est).get_params() == est.get_params()
+    search = GridSearchCV(est, {"n_components": [4, 8]}, cv=2, n_jobs=2).fit(X)
+    assert search.best_params_["n_components"] in (4, 8)
+    assert np.isfinite(search.best_score_)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_joblib_round_trip_gives_identical_outputs(name, tmp_path):
+    est = MODELS[name]().fit(X)
+    joblib.dump(est, tmp_path / "est.joblib")
+    loaded = joblib.load(tmp_path / "est.joblib")
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+    np.testing.assert_array_equal(loaded.sample(4, random_state=1), est.sample(4, random_state=1))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_same_random_state_same_fit_and_samples(name):
+    a, b = MODELS[name]().fit(X), MODELS[name]().fit(X)
+    c = MODELS[name](random_state=1).fit(X)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    np.testing.assert_array_equal(a.sample(3), b.sample(3))
+    assert not np.array_equal(a.transform(X), c.transform(X))
+    # Randomness is seeded per call: sampling twice with the estimator's seed repeats itself.
+    np.testing.assert_array_equal(a.sample(3), a.sample(3))
+    assert not np.array_equal(a.sample(3, random_state=5), a.sample(3, random_state=6))
+
+
+def test_fit_does_not_touch_the_global_torch_rng():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    NNEFH(**SMALL).fit(X)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_pickle_asks_for_cuda_on_a_cpu_machine(monkeypatch):
+    est = NNEFH(**SMALL).fit(X)
+    blob = pickle.dumps(est)
+    est_cuda = pickle.loads(blob)
+    est_cuda.device = "cuda"  # as if it had been fitted with device="cuda" on a GPU machine
+    blob = pickle.dumps(est_cuda)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(DeviceWarning, match="CUDA is not available"):
+        loaded = pickle.loads(blob)
+    assert loaded.device_ == torch.device("cpu")
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+
+
+def test_partial_fit_continues_training():
+    est = NNEFH(**SMALL)
+    est.partial_fit(X)
+    first = est.n_iter_
+    assert first == int(np.ceil(200 / 32))
+    est.partial_fit(X)
+    assert est.n_iter_ == 2 * first
+    assert len(est.history_) == 2 * first
+
+
+def test_verbose_shows_a_progress_bar(capsys):
+    NNEFH(**{**SMALL, "max_iter": 3}, verbose=2).fit(X)
+    err = capsys.readouterr().err
+    assert "NNEFH" in err and "3/3" in err
+
+
+# -- the model learns a density -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained_nnefh():
+    train = DIGITS_X[:1400]
+    est = NNEFH(n_components=64, n_statistics=64, n_filters=16, gibbs_steps=2, langevin_steps=10,
+                max_iter=250, learning_rate=1e-4, random_state=0, device="cpu")
+    untrained = clone(est).set_params(max_iter=1).fit(train)
+    return est.fit(train), untrained
+
+
+def _shuffle_pixels(X, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.array([rng.permutation(row) for row in X])
+
+
+def test_held_out_digits_score_above_their_shuffled_pixels(trained_nnefh):
+    est, untrained = trained_nnefh
+    held_out = DIGITS_X[1400:]
+    shuffled = _shuffle_pixels(held_out)
+    gap = est.score(held_out) - est.score(shuffled)
+    untrained_gap = untrained.score(held_out) - untrained.score(shuffled)
+    assert gap > 20.0  # nats per image
+    assert abs(untrained_gap) < 0.2 * gap
+
+
+def test_generated_samples_score_above_their_starting_noise(trained_nnefh):
+    est, _ = trained_nnefh
+    samples = est.sample(X=DIGITS_X[1400:1464], random_state=0)
+    working_noise = np.random.default_rng(0).standard_normal((64, 64))
+    noise = est.range_map_.to_data(working_noise.astype(np.float32))
+    assert est.score(samples) > est.score(noise) + 50.0
+
+
+# -- bad input ------------------------------------------------------------------------------------
+BAD_X = [
+    (np.array([[np.nan] * 64] * 4), ValueError, "NaN"),
+    (np.array([[np.inf] * 64] * 4), ValueError, "infinity"),
+    (np.zeros((0, 64)), ValueError, "0 sample"),
+    (np.zeros(64), ValueError, "Expected 2D array"),
+    (sp.csr_matrix(np.ones((4, 64))), TypeError, "Sparse data was passed"),
+    (np.ones((4, 64)) + 1j, ValueError, "Complex data not supported"),
+    (np.array([["a"] * 64] * 4, dtype=object), ValueError, "could not convert|Unable to convert"),
+]
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("bad, error, message", BAD_X)
+def test_bad_training_data_is_rejected_clearly(name, bad, error, message):
+    with pytest.raises(error, match=message):
+        MODELS[name]().fit(bad)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bad_inputs_after_fit(name):
+    est = MODELS[name]().fit(X)
+    with pytest.raises(ValueError, match="has 10 features, but .* is expecting 64 features"):
+        est.transform(np.ones((3, 10)))
+    with pytest.raises(ValueError, match="NaN"):
+        est.score_samples(np.full((2, 64), np.nan))
+    for n in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+            est.sample(n)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_unfitted_use_raises_not_fitted(name):
+    est = MODELS[name]()
+    for call in (lambda: est.transform(X), lambda: est.sample(2), lambda: est.score_samples(X),
+                 lambda: est.get_feature_names_out()):
+        with pytest.raises(NotFittedError):
+            call()
+
+
+@pytest.mark.parametrize(
+    "name, params, message",
+    [("nnefh", {"n_components": 0}, "n_components"), ("nnefh", {"step_size": -1.0}, "step_size"),
+     ("nnefh", {"features": "pixels"}, "features"), ("nnefh", {"energy_scale": "mean"}, "energy_scale"),
+     ("nnefh", {"image_shape": "square"}, "image_shape"), ("nnefh", {"device": "tpu"}, "device"),
+     ("ebm", {"langevin_steps": -1}, "langevin_steps"), ("ebm", {"features": "eta"}, "features"),
+     ("grbm", {"sampler": "hmc"}, "sampler"), ("grbm", {"init_var": 0.0}, "init_var"),
+     ("nnefh", {"learning_rate": 0.0}, "learning_rate")],
+)
+def test_invalid_hyperparameters_are_named(name, params, message):
+    with pytest.raises(ValueError, match=message):
+        MODELS[name](**params).fit(X)
+
+
+def test_conv_statistics_on_tabular_data_is_refused():
+    with pytest.raises(ValueError, match="statistics='conv' needs image data"):
+        NNEFH(**SMALL, image_shape=None, statistics="conv").fit(X)

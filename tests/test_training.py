@@ -1,0 +1,173 @@
+"""The contrastive training loop, its callbacks and checkpoints."""
+
+import copy
+
+import pytest
+import torch
+from conftest import tiny_nnefh
+
+from skefh.nn import EBMEnergy, MLPStatistics
+from skefh.samplers import GibbsLangevinSettings, sample_from_noise
+from skefh.training import (
+    Callback,
+    Checkpoint,
+    CheckpointError,
+    ContrastiveTrainer,
+    DivergenceError,
+    DivergenceMonitor,
+    load_checkpoint,
+    lr_factor,
+    save_checkpoint,
+)
+
+
+def _sampler(settings):
+    def draw(model, n, generator):
+        return sample_from_noise(model, n, settings, generator=generator)
+
+    return draw
+
+
+def _trainer(model, callbacks=(), sampler=None, seed=0, **kwargs):
+    settings = GibbsLangevinSettings(2, 3, 0.1, 0.01)
+    return ContrastiveTrainer(
+        model,
+        sampler or _sampler(settings),
+        torch.optim.Adam(model.parameters(), lr=1e-2),
+        generator=torch.Generator().manual_seed(seed),
+        data_generator=torch.Generator().manual_seed(seed + 1),
+        callbacks=callbacks,
+        **kwargs,
+    )
+
+
+def test_contrastive_update_lowers_data_energy_and_raises_sample_energy():
+    torch.manual_seed(0)
+    model = EBMEnergy(MLPStatistics(2, 8), (2,), 8).double()
+    x_data = torch.randn(32, 2, dtype=torch.float64) * 0.3 + 1.0
+    x_samples = torch.randn(32, 2, dtype=torch.float64) * 0.3 - 1.0
+    fixed = lambda model, n, gen: {"x": x_samples, "z": None}  # noqa: E731
+    trainer = ContrastiveTrainer(model, fixed, torch.optim.SGD(model.parameters(), lr=1e-3))
+    with torch.no_grad():
+        before = model.energy(x_data).mean(), model.energy(x_samples).mean()
+    trainer.train_step(x_data)
+    with torch.no_grad():
+        after = model.energy(x_data).mean(), model.energy(x_samples).mean()
+    assert after[0] < before[0]  # data energy pushed down
+    assert after[1] > before[1]  # sample energy pushed up
+
+
+def test_history_records_the_documented_fields():
+    model = tiny_nnefh(3, 4, 5).float()
+    trainer = _trainer(model, data_noise=0.03, max_grad_norm=1.0)
+    trainer.fit(torch.randn(40, 3), n_updates=3, batch_size=16)
+    assert [r["update"] for r in trainer.history] == [1, 2, 3]
+    for key in ("energy_data", "energy_samples", "energy_gap", "grad_norm", "seconds",
+                "langevin_grad_norm", "chain_min", "chain_max", "posterior_data", "lr", "loss"):
+        assert key in trainer.history[0]
+    record = trainer.history[-1]
+    assert record["energy_gap"] == pytest.approx(record["energy_data"] - record["energy_samples"])
+    assert 0.0 <= record["posterior_data"] <= 1.0
+
+
+def test_trainer_state_resumes_bit_identically():
+    data = torch.randn(50, 3)
+    straight = _trainer(tiny_nnefh(3, 4, 5).float())
+    straight.fit(data, 7, 16)
+
+    first = _trainer(tiny_nnefh(3, 4, 5).float())
+    first.fit(data, 4, 16)
+    state = copy.deepcopy(first.state_dict())
+    resumed = _trainer(tiny_nnefh(3, 4, 5, seed=99).float(), seed=123)  # other init, other seeds
+    resumed.load_state_dict(state)
+    resumed.fit(data, 3, 16)
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+    assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
+
+
+def test_lr_schedules():
+    assert lr_factor("constant", 5, 10) == 1.0
+    assert lr_factor("cosine", 0, 10) == pytest.approx(1.0)
+    assert lr_factor("cosine", 5, 10) == pytest.approx(0.5)
+    assert lr_factor("linear", 5, 10) == pytest.approx(0.5)
+    assert lr_factor("constant", 0, 10, warmup=4) == pytest.approx(0.25)
+    with pytest.raises(ValueError):
+        lr_factor("step", 0, 10)
+
+
+def _exploding_sampler(at_update, value):
+    settings = GibbsLangevinSettings(1, 2, 0.1, 0.01)
+    calls = {"n": 0}
+
+    def draw(model, n, generator):
+        calls["n"] += 1
+        out = sample_from_noise(model, n, settings, generator=generator)
+        if calls["n"] >= at_update:
+            out["x"] = out["x"] * 0 + value
+        return out
+
+    return draw
+
+
+@pytest.mark.parametrize("value, reason", [(float("nan"), "is nan"), (1e6, "reached |x|")])
+def test_divergence_stops_the_fit_at_the_right_update(value, reason):
+    model = tiny_nnefh(3, 4, 5).float()
+    trainer = _trainer(model, callbacks=[DivergenceMonitor(advice="lower the learning rate")],
+                       sampler=_exploding_sampler(4, value))
+    with pytest.raises(DivergenceError, match=f"diverged at update 4: .*{reason}") as info:
+        trainer.fit(torch.randn(40, 3), 10, 8)
+    assert info.value.update == 4
+    assert "lower the learning rate" in str(info.value)
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad step was not applied
+
+
+def test_divergence_restore_rolls_back_and_lowers_the_learning_rate():
+    model = tiny_nnefh(3, 4, 5).float()
+    monitor = DivergenceMonitor(on_divergence="restore", snapshot_every=2, max_restores=2)
+    trainer = _trainer(model, callbacks=[monitor], sampler=_exploding_sampler(5, float("nan")))
+    with pytest.raises(DivergenceError):
+        trainer.fit(torch.randn(40, 3), 10, 8)
+    assert monitor.n_restores == 2
+    assert trainer.lr_scale == pytest.approx(0.25)
+    assert [r.get("event") for r in trainer.history].count("restored") == 2
+
+
+def test_callbacks_can_stop_training():
+    class StopAtTwo(Callback):
+        def on_update_end(self, trainer, record):
+            if record["update"] == 2:
+                trainer.stop_training = True
+
+    trainer = _trainer(tiny_nnefh(3, 4, 5).float(), callbacks=[StopAtTwo()])
+    trainer.fit(torch.randn(40, 3), 10, 8)
+    assert trainer.n_updates == 2
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    path = tmp_path / "run" / "ckpt.pt"
+    state = {"weights": torch.arange(3.0), "history": [{"loss": 1.0}], "name": "x"}
+    save_checkpoint(state, path)
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded["weights"], state["weights"]) and loaded["history"] == state["history"]
+    assert not list(path.parent.glob("*.tmp"))  # the temporary file was renamed away
+
+    path.write_bytes(path.read_bytes()[:40])  # truncated: corrupt
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="not a skefh checkpoint"):
+        load_checkpoint(other)
+
+
+def test_checkpoint_callback_keeps_the_last_good_state(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    model = tiny_nnefh(3, 4, 5).float()
+    trainer = _trainer(model, sampler=_exploding_sampler(6, float("nan")))
+    trainer.callbacks = [DivergenceMonitor(), Checkpoint(path, 2, trainer.state_dict)]
+    with pytest.raises(DivergenceError):
+        trainer.fit(torch.randn(40, 3), 10, 8)
+    assert load_checkpoint(path)["n_updates"] == 4  # saved at 2 and 4; not the diverged 6
