@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ._arrays import to_numpy as _to_numpy
+
 __all__ = [
     "image_grid",
     "plot_chains",
@@ -36,14 +38,6 @@ __all__ = [
 
 # Smallest on-screen image height (px) that save_image_grid upscales to by default.
 _MIN_SAVED_HEIGHT = 28
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    # Torch tensors may require grad or live on an accelerator; np.asarray
-    # refuses both, so detach and move to host first.
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _require_pillow():

@@ -5,7 +5,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skefh import EBM, GRBM, NNEFH
 
-FAST = dict(max_iter=2, batch_size=16, random_state=0, device="cpu")
+FAST = dict(max_iter=2, batch_size=16, random_state=0, device="cpu", ais_chains=4, ais_steps=5)
 ESTIMATORS = [
     NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, **FAST),
     EBM(n_statistics=8, n_filters=4, langevin_steps=2, **FAST),

@@ -655,7 +655,7 @@ def test_load_digits_shapes_ranges_and_split():
 
 def test_public_api_and_no_torch_import():
     assert sorted(datasets.__all__) == [
-        "load_cifar10", "load_digits", "load_fashion_mnist",
+        "DATASETS", "load_cifar10", "load_dataset", "load_digits", "load_fashion_mnist",
         "load_idx", "load_image_folder", "load_mnist",
     ]  # fmt: skip
     code = (
@@ -684,3 +684,12 @@ def test_no_module_of_the_package_imports_torch():
                 continue
             for module in modules:
                 assert module.split(".")[0] not in ("torch", "torchvision"), (path, module)
+
+
+def test_load_dataset_by_name(tmp_path):
+    digits = datasets.load_dataset("digits")
+    assert digits.X_train.shape[1] == 64 and digits.image_shape == (1, 8, 8)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        datasets.load_dataset("imagenet")
+    with pytest.raises(ValueError, match="needs data_home"):
+        datasets.load_dataset("image-folder")

@@ -22,12 +22,13 @@ from skefh.estimators._resolve import resolve_image_shape
 
 DIGITS_X, DIGITS_Y = load_digits(return_X_y=True)
 SMALL = dict(n_components=16, n_statistics=16, n_filters=4, gibbs_steps=1, langevin_steps=3,
-             max_iter=3, batch_size=32, random_state=0, device="cpu")
+             max_iter=3, batch_size=32, random_state=0, device="cpu", ais_chains=8, ais_steps=50)
 MODELS = {
     "nnefh": lambda **kw: NNEFH(**{**SMALL, **kw}),
     "ebm": lambda **kw: EBM(**{**{k: v for k, v in SMALL.items() if k not in ("n_components", "gibbs_steps")}, **kw}),
     "grbm": lambda **kw: GRBM(**{**dict(n_components=16, gibbs_steps=2, langevin_steps=3, max_iter=3,
-                                        batch_size=32, random_state=0, device="cpu"), **kw}),
+                                        batch_size=32, random_state=0, device="cpu", ais_chains=8,
+                                        ais_steps=50), **kw}),
 }
 X = DIGITS_X[:200]
 
@@ -169,7 +170,7 @@ def test_verbose_shows_a_progress_bar(capsys):
 def trained_nnefh():
     train = DIGITS_X[:1400]
     est = NNEFH(n_components=64, n_statistics=64, n_filters=16, gibbs_steps=2, langevin_steps=10,
-                max_iter=250, learning_rate=1e-4, random_state=0, device="cpu")
+                max_iter=250, learning_rate=1e-4, random_state=0, device="cpu", log_partition=None)
     untrained = clone(est).set_params(max_iter=1).fit(train)
     return est.fit(train), untrained
 
@@ -254,3 +255,27 @@ def test_invalid_hyperparameters_are_named(name, params, message):
 def test_conv_statistics_on_tabular_data_is_refused():
     with pytest.raises(ValueError, match="statistics='conv' needs image data"):
         NNEFH(**SMALL, image_shape=None, statistics="conv").fit(X)
+
+
+def test_compiled_path_matches_the_eager_path():
+    """torch.compile of the statistics net gives the eager samples (float tolerance)."""
+    est = NNEFH(**SMALL).fit(X)
+    eager = est.sample(4, random_state=3)
+    fast = est.set_params(compile=True).sample(4, random_state=3)
+    np.testing.assert_allclose(fast, eager, rtol=1e-4, atol=1e-4)
+    assert est.module_.statistics._compiled_call_impl is None  # eager again afterwards
+    assert not any("_orig_mod" in key for key in est.module_.state_dict())
+
+
+def _fit_and_count_threads(seed):
+    est = NNEFH(**{**SMALL, "random_state": seed, "log_partition": None}).fit(X)
+    return torch.get_num_threads(), est.n_iter_
+
+
+def test_parallel_workers_do_not_oversubscribe_threads():
+    """joblib's workers (as GridSearchCV(n_jobs=2) uses them) split the cores between them."""
+    from joblib import Parallel, cpu_count, delayed
+
+    results = Parallel(n_jobs=2)(delayed(_fit_and_count_threads)(seed) for seed in range(2))
+    assert all(n_iter == SMALL["max_iter"] for _, n_iter in results)
+    assert sum(threads for threads, _ in results) <= max(cpu_count(), 2)

@@ -180,3 +180,24 @@ def test_grbm_gibbs_reproduces_the_exact_marginal(visible_step):
     assert torch.all((v.mean(0) - mean).abs() < 5 * sd / math.sqrt(n_chains) + 0.02 * sd)
     tolerance = 0.05 if visible_step == "exact" else 0.1  # Langevin adds an O(eps) bias
     torch.testing.assert_close(torch.cov(v.T), cov, rtol=tolerance, atol=tolerance * float(sd.max()) ** 2)
+
+
+def test_bfloat16_langevin_gradients_track_float32():
+    """The opt-in bfloat16 autocast changes the drift by well under 1 % on a conv net."""
+    from skefh.nn import ConvStatistics
+
+    torch.manual_seed(0)
+    model = NNEFHEnergy(ConvStatistics((1, 12, 12), 32, 8), (1, 12, 12), 32, 16)
+    x = torch.randn(16, 1, 12, 12)
+    z = torch.bernoulli(torch.full((16, 16), 0.5))
+    with sampling_mode(model):
+        g32 = model.conditional_grad(z)(x)
+        with torch.autocast("cpu", torch.bfloat16):
+            g16 = model.conditional_grad(z)(x).float()
+    assert float((g16 - g32).norm() / g32.norm()) < 0.01
+    settings = GibbsLangevinSettings(2, 5, 1.0, 5e-5, energy_scale=1 / 16)
+    a = gibbs_langevin(model, x, z, settings, generator=torch.Generator().manual_seed(0))["x"]
+    b = gibbs_langevin(model, x, z, settings.with_(precision="bfloat16"),
+                       generator=torch.Generator().manual_seed(0))["x"]
+    assert a.dtype == b.dtype == torch.float32
+    assert float((a - b).abs().max()) < 0.05 and not torch.equal(a, b)

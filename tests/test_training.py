@@ -22,8 +22,8 @@ from skefh.training import (
 
 
 def _sampler(settings):
-    def draw(model, n, generator):
-        return sample_from_noise(model, n, settings, generator=generator)
+    def draw(model, x_pos, generator):
+        return sample_from_noise(model, len(x_pos), settings, generator=generator)
 
     return draw
 
@@ -46,7 +46,7 @@ def test_contrastive_update_lowers_data_energy_and_raises_sample_energy():
     model = EBMEnergy(MLPStatistics(2, 8), (2,), 8).double()
     x_data = torch.randn(32, 2, dtype=torch.float64) * 0.3 + 1.0
     x_samples = torch.randn(32, 2, dtype=torch.float64) * 0.3 - 1.0
-    fixed = lambda model, n, gen: {"x": x_samples, "z": None}  # noqa: E731
+    fixed = lambda model, x_pos, gen: {"x": x_samples, "z": None}  # noqa: E731
     trainer = ContrastiveTrainer(model, fixed, torch.optim.SGD(model.parameters(), lr=1e-3))
     with torch.no_grad():
         before = model.energy(x_data).mean(), model.energy(x_samples).mean()
@@ -100,9 +100,9 @@ def _exploding_sampler(at_update, value):
     settings = GibbsLangevinSettings(1, 2, 0.1, 0.01)
     calls = {"n": 0}
 
-    def draw(model, n, generator):
+    def draw(model, x_pos, generator):
         calls["n"] += 1
-        out = sample_from_noise(model, n, settings, generator=generator)
+        out = sample_from_noise(model, len(x_pos), settings, generator=generator)
         if calls["n"] >= at_update:
             out["x"] = out["x"] * 0 + value
         return out

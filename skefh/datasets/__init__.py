@@ -15,8 +15,11 @@ from .digits import load_digits
 from .folder import load_image_folder
 from .idx import load_idx
 from .mnist import load_fashion_mnist, load_mnist
+from .registry import DATASETS, load_dataset
 
 __all__ = [
+    "DATASETS",
+    "load_dataset",
     "load_cifar10",
     "load_digits",
     "load_fashion_mnist",

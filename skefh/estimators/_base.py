@@ -21,8 +21,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..samplers import GibbsLangevinSettings, sample_from_data, sample_from_noise, sampling_mode
+from ..nn.base import compiled
+from ..samplers import (
+    GibbsLangevinSettings,
+    sample_from_data,
+    sample_from_noise,
+    sampling_mode,
+    training_negatives,
+)
 from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, ProgressBar
+from ._likelihood import LikelihoodMixin
 from ._persistence import PersistenceMixin
 from ._resolve import resolve_device, resolve_image_shape
 from ._scaling import fit_range_map
@@ -37,14 +45,16 @@ def _seed_from(random_state) -> int:
     return int(check_random_state(random_state).randint(_INT32_MAX))
 
 
-class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, BaseEstimator):
+class BaseEnergyEstimator(
+    LikelihoodMixin, PersistenceMixin, TransformerMixin, DensityMixin, BaseEstimator
+):
     """Shared implementation; see :class:`skefh.NNEFH` for the user-facing documentation."""
 
     _parameter_constraints: dict = {
         "image_shape": [StrOptions({"auto"}), tuple, list, None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
         "optimizer": [StrOptions({"adam", "sgd"})],
         "lr_schedule": [StrOptions({"constant", "cosine", "linear"})],
         "step_size": [Interval(Real, 0, None, closed="neither")],
@@ -54,6 +64,7 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
         "data_noise": [Interval(Real, 0, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "energy_l2": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -61,6 +72,9 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
         "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
         "on_divergence": [StrOptions({"raise", "restore"})],
         "callbacks": [list, tuple, None],
+        "log_partition": [StrOptions({"auto", "ais", "exact"}), None],
+        "ais_chains": [Interval(Integral, 1, None, closed="left")],
+        "ais_steps": [Interval(Integral, 1, None, closed="left")],
     }
 
     #: Values ``features`` may take; the first is the default.
@@ -85,6 +99,15 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
     def _finalise_samples(self, out: dict) -> torch.Tensor:
         """Turn a sampler's result into returned samples (GRBM: the conditional mean)."""
         return out["x"]
+
+    def _negative_data_fraction(self) -> float:
+        """Fraction of training chains whose latent starts from the data posterior."""
+        value = getattr(self, "negative_init", "noise")
+        if value == "noise":
+            return 0.0
+        if value == "data":
+            return 1.0
+        return float(value)
 
     def _trainer_options(self) -> dict:
         """Extra keyword arguments of :class:`ContrastiveTrainer` (overridden per model)."""
@@ -123,8 +146,8 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
 
     def _optimizer(self, params):
         if self.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.learning_rate)
-        return torch.optim.SGD(params, lr=self.learning_rate)
+            return torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
+        return torch.optim.SGD(params, lr=self.learning_rate, weight_decay=self.weight_decay)
 
     # -- initialisation ----------------------------------------------------------------------------
     def _initialise(self, X: np.ndarray) -> None:
@@ -175,9 +198,12 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
     def _make_trainer(self, total_updates: int, n_updates: int) -> ContrastiveTrainer:
         settings = self._sampler_settings()
         keep = self._negative_samples
+        data_fraction = self._negative_data_fraction()
 
-        def negative_sampler(model, n, generator):
-            return sample_from_noise(model, n, settings, generator=generator, keep=keep)
+        def negative_sampler(model, x_pos, generator):
+            return training_negatives(
+                model, x_pos, settings, data_fraction=data_fraction, generator=generator, keep=keep
+            )
 
         from ..training.distributed import distributed_context
 
@@ -209,7 +235,8 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
         data = trainer.world.shard(data)
         self._live_trainer = trainer  # read by the checkpoint callback mid-fit
         try:
-            trainer.fit(data, n_updates, self.batch_size)
+            with self._compiled():
+                trainer.fit(data, n_updates, self.batch_size)
         finally:
             self._live_trainer = None
             self._trainer_state = trainer.state_dict()
@@ -266,9 +293,6 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
         self._after_fit(X)
         return self
 
-    def _after_fit(self, X: np.ndarray) -> None:
-        """Work done once training ends (the log-partition estimate, in subclasses)."""
-
     def transform(self, X):
         """Features of ``X`` (see the ``features`` parameter).
 
@@ -290,7 +314,7 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
         return np.concatenate(parts, axis=0)
 
     def free_energy(self, X):
-        """Free energy F(x) of each row, in the model's working units.
+        """Free energy F(x) of each row, in the model's working units (the EBM: its energy E(x)).
 
         Parameters
         ----------
@@ -310,23 +334,6 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
         with sampling_mode(module), torch.inference_mode():
             parts = [module.free_energy(x).cpu().numpy() for x in self._chunks(working)]
         return np.concatenate(parts)
-
-    def score_samples(self, X):
-        """Log-density of each row, up to the model's log-partition constant.
-
-        Returns ``-F(x) + log|det dw/dx|``: the free energy of the row mapped to working units,
-        plus the log-Jacobian of that affine map, so that values are log-densities in the units
-        of ``X`` minus the (unknown) log-partition function.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        return -self.free_energy(X) + self.range_map_.log_abs_det_jacobian
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over the rows of ``X``.
@@ -360,6 +367,13 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
         ndarray of shape (n_samples, n_features)
             In the units and dtype of the training data (of ``X`` when given).
         """
+        out, dtype = self._draw(n_samples, X, random_state, keep="last")
+        with sampling_mode(self.module_), torch.no_grad():
+            samples = self._finalise_samples(out)
+        return self.range_map_.to_data(self._to_numpy(samples, np.float64), dtype)
+
+    def _draw(self, n_samples, X, random_state, keep: str):
+        """Validate the sampling arguments and run the sampler; return its dict and out dtype."""
         check_is_fitted(self)
         seed = _seed_from(random_state if random_state is not None else self.random_state)
         generator = torch.Generator(device=self.device_).manual_seed(seed)
@@ -369,14 +383,45 @@ class BaseEnergyEstimator(PersistenceMixin, TransformerMixin, DensityMixin, Base
             X = self._validate_input(X, reset=False)
             dtype = X.dtype
             x_data = self._to_tensor(self.range_map_.to_working(X))
-            out = sample_from_data(self.module_, x_data, settings, generator=generator)
-        else:
-            if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-                raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-            out = sample_from_noise(self.module_, int(n_samples), settings, generator=generator)
+        elif not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        with self._compiled():
+            if X is not None:
+                out = sample_from_data(self.module_, x_data, settings, generator=generator, keep=keep)
+            else:
+                out = sample_from_noise(self.module_, int(n_samples), settings, generator=generator, keep=keep)
+        return out, dtype
+
+    def sample_chains(self, n_samples=1, X=None, random_state=None):
+        """Like :meth:`sample`, but return the chain after every Gibbs round (Fig. 5a).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        X : array-like of shape (n, n_features), optional
+            Start the latent chain from the posterior of these rows (Algorithm 2).
+        random_state : int, RandomState instance or None, default=None
+
+        Returns
+        -------
+        ndarray of shape (n_samples, gibbs_steps + 1, n_features)
+            Column 0 is the visible chain's starting noise, column m the visible state after
+            Gibbs round m (for the GRBM with ``sample_mean=True`` the conditional mean), in the
+            units of the training data.
+        """
+        out, dtype = self._draw(n_samples, X, random_state, keep="all")
         with sampling_mode(self.module_), torch.no_grad():
-            samples = self._finalise_samples(out)
-        return self.range_map_.to_data(self._to_numpy(samples, np.float64), dtype)
+            states = [out["x0"]] + [
+                self._finalise_samples({"x": x, "z": z}) for x, z in zip(out["xs"], out["zs"])
+            ]
+        frames = [self.range_map_.to_data(self._to_numpy(x, np.float64), dtype) for x in states]
+        return np.stack(frames, axis=1)
+
+    def _compiled(self):
+        """torch.compile the statistics network for the duration of a block, if asked to."""
+        mode = getattr(self, "compile", False)
+        target = getattr(self.module_, "statistics", None)
+        return compiled(target, mode if target is not None else False)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the ``transform`` outputs, e.g. ``["nnefh_u0", "nnefh_u1", ...]``.

@@ -112,8 +112,16 @@ class PersistenceMixin:
                 "kind": self.range_map_.kind,
             },
             "seed": int(self._seed),
+            "extra": _to_cpu(self._extra_state()),
             "trainer": _to_cpu(self._trainer_state_live()),
         }
+
+    def _extra_state(self) -> dict:
+        """Model-specific fitted state for checkpoints (tensors and plain values)."""
+        return {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        """Restore what :meth:`_extra_state` saved."""
 
     def _trainer_state_live(self) -> dict:
         trainer = getattr(self, "_live_trainer", None)
@@ -143,6 +151,7 @@ class PersistenceMixin:
         maps = state["range_map"]
         self.range_map_ = RangeMap(maps["offset"].numpy(), maps["scale"].numpy(), maps["kind"])
         self._seed = int(state["seed"])
+        self._load_extra_state(state.get("extra", {}))
         trainer_state = state["trainer"]
         self.module_.load_state_dict(trainer_state["model"])
         self._trainer_state = trainer_state

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 
+import numpy as np
+import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import EBMEnergy
-from ..samplers import GibbsLangevinSettings
+from ..samplers import BoxPath, GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
 from .nnefh import NNEFH, _STATISTICS_CONSTRAINT
 
@@ -40,6 +42,9 @@ class EBM(BaseEnergyEstimator):
     energy_scale : "batch" or float, default=1.0
         Factor on the energy in the Langevin drift; 1.0 (the gradient of the summed energy)
         follows the first author's EBM code.
+    sampler_precision : {"float32", "bfloat16"}, default="float32"
+    compile : bool or {"default", "reduce-overhead", "max-autotune"}, default=False
+        As in :class:`NNEFH`.
     batch_size : int, default=64
     learning_rate : float, default=1e-4
     max_iter : int, default=1000
@@ -48,14 +53,22 @@ class EBM(BaseEnergyEstimator):
     data_noise : float, default=0.03
     max_grad_norm : float or None, default=1.0
     energy_l2 : float, default=0.0
+    weight_decay : float, default=0.0
     features : {"U"}, default="U"
         ``transform`` returns the penultimate layer U(x).
     device, random_state, verbose, checkpoint_path, checkpoint_every, on_divergence, callbacks
         As in :class:`NNEFH`.
+    log_partition, score_temperature, ais_chains, ais_steps
+        As in :class:`NNEFH`: the density is ``exp(-E(x) / tau)`` on the support box, with
+        ``tau = temperature / energy_scale`` by default (what the Langevin sampler targets).
 
     Attributes
     ----------
     module_ : skefh.nn.EBMEnergy
+    support_ : ndarray of shape (2, n_features)
+        Lower and upper corners of the box the density lives on, in working units.
+    log_partition_, log_partition_std_, log_partition_ess_
+        As in :class:`NNEFH`.
     image_shape_, range_map_, device_, n_features_in_, n_iter_, history_
         As in :class:`NNEFH`.
 
@@ -66,11 +79,13 @@ class EBM(BaseEnergyEstimator):
     Notes
     -----
     The model density is taken to be the one its Langevin sampler targets,
-    ``p(x) proportional to exp(-s E(x) / T)`` with ``s`` the energy scale and ``T`` the
-    temperature, restricted to the box the training data span in working units ([-1, 1] for
-    images): ``E`` alone need not be integrable on R^D. ``score_samples`` returns
-    ``-s E(x) / T`` plus the log-Jacobian of the data scaling: the log-density up to the
-    log-partition constant.
+    ``p(w) proportional to exp(-E(w) / tau)`` with ``tau = T / s`` (temperature over energy
+    scale; ``score_temperature`` overrides it), restricted to a box ``support_``: ``E`` alone
+    need not be integrable on R^D.
+    The box is the training data's range in working units ([-1, 1] for images, each feature's
+    range for tabular data) widened by 5 % of its width on each side; rows outside it have
+    log-density ``-inf``. ``score_samples`` returns ``-E(w) / tau - log Z + log|det dw/dx|``
+    with log Z estimated by annealed importance sampling from the uniform density on the box.
 
     References
     ----------
@@ -96,6 +111,9 @@ class EBM(BaseEnergyEstimator):
         "attention": ["boolean"],
         "activation": [StrOptions({"leaky_relu", "swish"})],
         "spectral_norm": ["boolean"],
+        "sampler_precision": [StrOptions({"float32", "bfloat16"})],
+        "compile": ["boolean", StrOptions({"default", "reduce-overhead", "max-autotune"})],
+        "score_temperature": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "features": [StrOptions({"U"})],
     }
     _feature_options = ("U",)
@@ -114,6 +132,8 @@ class EBM(BaseEnergyEstimator):
         step_size=1.0,
         temperature=5e-5,
         energy_scale=1.0,
+        sampler_precision="float32",
+        compile=False,
         batch_size=64,
         learning_rate=1e-4,
         max_iter=1000,
@@ -122,6 +142,7 @@ class EBM(BaseEnergyEstimator):
         data_noise=0.03,
         max_grad_norm=1.0,
         energy_l2=0.0,
+        weight_decay=0.0,
         features="U",
         device="auto",
         random_state=None,
@@ -130,6 +151,10 @@ class EBM(BaseEnergyEstimator):
         checkpoint_every=1000,
         on_divergence="raise",
         callbacks=None,
+        log_partition="auto",
+        score_temperature="auto",
+        ais_chains=64,
+        ais_steps=1000,
     ):
         self.n_statistics = n_statistics
         self.n_filters = n_filters
@@ -142,6 +167,8 @@ class EBM(BaseEnergyEstimator):
         self.step_size = step_size
         self.temperature = temperature
         self.energy_scale = energy_scale
+        self.sampler_precision = sampler_precision
+        self.compile = compile
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.max_iter = max_iter
@@ -150,6 +177,7 @@ class EBM(BaseEnergyEstimator):
         self.data_noise = data_noise
         self.max_grad_norm = max_grad_norm
         self.energy_l2 = energy_l2
+        self.weight_decay = weight_decay
         self.features = features
         self.device = device
         self.random_state = random_state
@@ -158,6 +186,10 @@ class EBM(BaseEnergyEstimator):
         self.checkpoint_every = checkpoint_every
         self.on_divergence = on_divergence
         self.callbacks = callbacks
+        self.log_partition = log_partition
+        self.score_temperature = score_temperature
+        self.ais_chains = ais_chains
+        self.ais_steps = ais_steps
 
     _build_statistics = NNEFH._build_statistics
 
@@ -172,6 +204,7 @@ class EBM(BaseEnergyEstimator):
             step_size=self.step_size,
             temperature=self.temperature,
             energy_scale=self._resolved_energy_scale(),
+            precision=self.sampler_precision,
         )
 
     def _feature_tensor(self, x):
@@ -180,32 +213,37 @@ class EBM(BaseEnergyEstimator):
     def _n_features_out(self) -> int:
         return self.n_statistics
 
-    def free_energy(self, X):
-        """Energy E(x) of each row, in the model's working units.
+    # -- the density: exp(-c E(x)) on a box -------------------------------------------------------
+    #: The support box is the data's working range widened by this fraction of its width.
+    _support_margin = 0.05
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
+    def _initialise(self, X):
+        super()._initialise(X)
+        if self.image_shape_ is not None:
+            low = np.full(X.shape[1], -1.0)  # the range map sends the data range to [-1, 1]
+            high = np.full(X.shape[1], 1.0)
+        else:
+            working = self.range_map_.to_working(X)
+            low, high = working.min(0).astype(np.float64), working.max(0).astype(np.float64)
+        margin = np.maximum(self._support_margin * (high - low), 1e-3)
+        self.support_ = np.stack([low - margin, high + margin])
 
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        return super().free_energy(X)
+    def _unnormalised_log_density(self, X):
+        energy = self.free_energy(X)
+        working = self.range_map_.to_working(self._validate_input(X, reset=False))
+        inside = np.all((working >= self.support_[0]) & (working <= self.support_[1]), axis=1)
+        return np.where(inside, -energy / self._score_temperature(), -np.inf)
 
-    def _density_factor(self) -> float:
-        # exp(-s E / T) is the density the training sampler targets.
-        return self._resolved_energy_scale() / self.temperature if self.temperature > 0 else 1.0
+    def _annealing_path(self):
+        shape = self._input_shape()
+        low, high = (
+            torch.as_tensor(bound, dtype=torch.float32, device=self.device_).reshape(shape)
+            for bound in self.support_
+        )
+        return BoxPath(self.module_, low, high, 1.0 / self._score_temperature(), step_size=1e-3)
 
-    def score_samples(self, X):
-        """Log-density of each row up to the log-partition constant: ``-s E(x) / T + log|J|``.
+    def _extra_state(self) -> dict:
+        return {"support": torch.from_numpy(self.support_)}
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        return -self._density_factor() * self.free_energy(X) + self.range_map_.log_abs_det_jacobian
+    def _load_extra_state(self, state: dict) -> None:
+        self.support_ = state["support"].numpy()

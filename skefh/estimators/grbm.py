@@ -8,7 +8,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import GRBMEnergy
-from ..samplers import GibbsLangevinSettings
+from ..samplers import GibbsLangevinSettings, GRBMPath, grbm_exact_log_partition
 from ._base import BaseEnergyEstimator
 
 __all__ = ["GRBM"]
@@ -58,22 +58,27 @@ class GRBM(BaseEnergyEstimator):
     data_noise : float, default=0.0
     max_grad_norm : float or None, default=10.0
     energy_l2 : float, default=0.0
+    weight_decay : float, default=0.0
     features : {"mean", "eta"}, default="mean"
         ``transform`` returns p(h = 1 | v) or the logits eta(v).
     device, random_state, verbose, checkpoint_path, checkpoint_every, on_divergence, callbacks
+        As in :class:`NNEFH`.
+    log_partition, ais_chains, ais_steps
         As in :class:`NNEFH`.
 
     Attributes
     ----------
     module_ : skefh.nn.GRBMEnergy
+    log_partition_, log_partition_std_, log_partition_ess_
+        As in :class:`NNEFH`. With ``log_partition="auto"`` log Z is exact (a sum over the
+        2^H hidden states) for up to 20 hidden units, and estimated by AIS beyond.
     image_shape_, range_map_, device_, n_features_in_, n_iter_, history_
         As in :class:`NNEFH`.
 
     Notes
     -----
-    ``score_samples`` is ``-F(v)`` plus the log-Jacobian of the data scaling, with the closed
-    form ``F(v) = sum (v - mu)^2 / (2 sigma^2) - sum softplus(W^T (v / sigma^2) + b)``: the
-    log-density up to the log-partition constant.
+    ``score_samples`` is ``-F(v) - log Z`` plus the log-Jacobian of the data scaling, with the
+    closed form ``F(v) = sum (v - mu)^2 / (2 sigma^2) - sum softplus(W^T (v / sigma^2) + b)``.
 
     References
     ----------
@@ -127,6 +132,7 @@ class GRBM(BaseEnergyEstimator):
         data_noise=0.0,
         max_grad_norm=10.0,
         energy_l2=0.0,
+        weight_decay=0.0,
         features="mean",
         device="auto",
         random_state=None,
@@ -135,6 +141,9 @@ class GRBM(BaseEnergyEstimator):
         checkpoint_every=1000,
         on_divergence="raise",
         callbacks=None,
+        log_partition="auto",
+        ais_chains=64,
+        ais_steps=1000,
     ):
         self.n_components = n_components
         self.image_shape = image_shape
@@ -156,6 +165,7 @@ class GRBM(BaseEnergyEstimator):
         self.data_noise = data_noise
         self.max_grad_norm = max_grad_norm
         self.energy_l2 = energy_l2
+        self.weight_decay = weight_decay
         self.features = features
         self.device = device
         self.random_state = random_state
@@ -164,6 +174,9 @@ class GRBM(BaseEnergyEstimator):
         self.checkpoint_every = checkpoint_every
         self.on_divergence = on_divergence
         self.callbacks = callbacks
+        self.log_partition = log_partition
+        self.ais_chains = ais_chains
+        self.ais_steps = ais_steps
 
     @property
     def _negative_samples(self):
@@ -195,3 +208,16 @@ class GRBM(BaseEnergyEstimator):
 
     def _n_features_out(self) -> int:
         return self.n_components
+
+    #: "auto" enumerates the 2^H hidden states exactly up to this many hidden units.
+    _exact_partition_limit = 20
+
+    def _exact_partition_tractable(self) -> bool:
+        return self.n_components <= self._exact_partition_limit
+
+    def _exact_log_partition(self) -> float:
+        return grbm_exact_log_partition(self.module_)
+
+    def _annealing_path(self):
+        # W and b annealed in from 0: the base N(mu, sigma^2) x Bern(1/2) is exact; Gibbs moves.
+        return GRBMPath(self.module_)

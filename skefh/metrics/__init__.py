@@ -1,15 +1,18 @@
-"""Evaluation metrics: linear probes, Fréchet distances/FID, nearest neighbours."""
+"""Evaluation metrics: linear probes, Fréchet distances/FID, nearest neighbours, chain
+distances, bits per dimension."""
 
 from .frechet import FIDResult, fid, frechet_distance, frechet_distance_from_stats
 from .neighbours import nearest_neighbours
 from .probe import ProbeResult, linear_probe, probe_table
 
-# chain_distance lives in chains.py (added with the samplers):
-#   from .chains import chain_distance
-# and add "chain_distance" to __all__ below.
+from .chains import ChainDistance, chain_distance
+from .likelihood import bits_per_dim
 
 __all__ = [
+    "ChainDistance",
     "FIDResult",
+    "bits_per_dim",
+    "chain_distance",
     "ProbeResult",
     "fid",
     "frechet_distance",

@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._arrays import to_numpy as _to_numpy
+
 __all__ = ["FIDResult", "fid", "frechet_distance", "frechet_distance_from_stats"]
 
 _INCEPTION_NAME = "inception-v3-compat"
@@ -30,14 +32,6 @@ _INCEPTION_HELP = (
     "Alternatively pass a callable feature extractor, which gives an 'FID-<name>' that "
     "is not comparable with published FIDs."
 )
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    # Torch tensors may require grad or live on an accelerator; np.asarray
-    # refuses both, so detach and move to host first.
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _feature_matrix(x: Any, name: str) -> np.ndarray:

@@ -6,15 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import to_numpy as _to_numpy
+
 __all__ = ["nearest_neighbours"]
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    # Torch tensors may require grad or live on an accelerator; np.asarray
-    # refuses both, so detach and move to host first.
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _points(x: Any, name: str) -> np.ndarray:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import to_numpy as _to_numpy
+
 __all__ = ["ProbeResult", "linear_probe", "probe_table"]
 
 
@@ -43,14 +45,6 @@ class ProbeResult:
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a plain ``dict`` (e.g. for JSON logs)."""
         return dataclasses.asdict(self)
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    # Torch tensors may require grad or live on an accelerator; np.asarray
-    # refuses both, so detach and move to host first.
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _features(x: Any, name: str) -> np.ndarray:

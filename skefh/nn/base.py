@@ -8,12 +8,13 @@ three models.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable, Optional
 
 import torch
 from torch import nn
 
-__all__ = ["EnergyModel", "GradFn", "input_gradient"]
+__all__ = ["EnergyModel", "GradFn", "input_gradient", "compiled"]
 
 #: ``grad_fn(x) -> dE/dx`` with the same shape as ``x`` (per-sample gradients).
 GradFn = Callable[[torch.Tensor], torch.Tensor]
@@ -54,8 +55,22 @@ class EnergyModel(nn.Module):
     #: Whether the model has a Bernoulli latent layer z.
     has_latent: bool = True
 
-    def forward(self, x: torch.Tensor, z: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.energy(x, z)
+    def forward(self, x: torch.Tensor, z: Optional[torch.Tensor] = None, return_logits: bool = False):
+        """Per-sample joint energy E(z, x); with ``return_logits`` also eta(x) (latent models).
+
+        One call computes both, so that a training step (and DistributedDataParallel) runs a
+        single forward pass for the loss and any penalty on the latent logits.
+        """
+        if not return_logits:
+            return self.energy(x, z)
+        if not self.has_latent:
+            raise ValueError(f"{type(self).__name__} has no latent logits")
+        eta = self.posterior_logits(x)
+        return self.quadratic(x) - (z * eta).sum(1), eta
+
+    def quadratic(self, x: torch.Tensor) -> torch.Tensor:
+        """The part of the energy that does not involve z (latent models: E = Q(x) - z . eta(x))."""
+        raise NotImplementedError
 
     # -- the maths every model provides -------------------------------------------------------
     def energy(self, x: torch.Tensor, z: Optional[torch.Tensor]) -> torch.Tensor:
@@ -107,3 +122,29 @@ class EnergyModel(nn.Module):
     def step_size_scale(self) -> float:
         """Factor multiplying the Langevin step size (1 unless a model says otherwise)."""
         return 1.0
+
+
+@contextmanager
+def compiled(module: nn.Module, mode=False):
+    """Run ``module`` through ``torch.compile`` inside the block, eagerly again after it.
+
+    The module object, its parameters and its ``state_dict`` keys are unchanged (unlike wrapping
+    it in ``torch.compile(module)``), so checkpoints and pickles do not depend on compilation.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    mode : bool or str, default=False
+        False: no compilation; True or "default"; or a ``torch.compile`` mode such as
+        "reduce-overhead" (CUDA graphs) or "max-autotune".
+    """
+    if not mode:
+        yield module
+        return
+    kwargs = {} if mode is True or mode == "default" else {"mode": mode}
+    previous = getattr(module, "_compiled_call_impl", None)
+    module._compiled_call_impl = torch.compile(module._call_impl, **kwargs)
+    try:
+        yield module
+    finally:
+        module._compiled_call_impl = previous

@@ -66,16 +66,16 @@ class GRBMEnergy(EnergyModel):
     def posterior_logits(self, v: torch.Tensor) -> torch.Tensor:
         return (v / self.variance()) @ self.weight + self.bias  # (B, H)
 
-    def _quadratic(self, v: torch.Tensor) -> torch.Tensor:
+    def quadratic(self, v: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((v - self.mu).square() / self.variance()).sum(1)  # (B,)
 
     def energy(self, v: torch.Tensor, h: Optional[torch.Tensor]) -> torch.Tensor:
         if h is None:
             raise ValueError("the GRBM joint energy needs hidden states h; use free_energy(v)")
-        return self._quadratic(v) - (h * self.posterior_logits(v)).sum(1)
+        return self.quadratic(v) - (h * self.posterior_logits(v)).sum(1)
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
-        return self._quadratic(v) - F.softplus(self.posterior_logits(v)).sum(1)
+        return self.quadratic(v) - F.softplus(self.posterior_logits(v)).sum(1)
 
     def visible_mean(self, h: torch.Tensor) -> torch.Tensor:
         """E[v | h] = W h + mu, shape (B, D)."""

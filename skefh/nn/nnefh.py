@@ -65,7 +65,7 @@ class NNEFHEnergy(EnergyModel):
         self.bias = nn.Parameter(torch.zeros(n_components))  # b_z: (K,)
         self.mu = nn.Parameter(torch.zeros(self.input_shape))  # mu: input_shape
 
-    def _quadratic(self, x: torch.Tensor) -> torch.Tensor:
+    def quadratic(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mu).square().flatten(1).sum(1)  # (B,)
 
     def _eta_from_statistics(self, u: torch.Tensor) -> torch.Tensor:
@@ -79,10 +79,10 @@ class NNEFHEnergy(EnergyModel):
             raise ValueError("the NN-EFH joint energy needs a latent z; use free_energy(x)")
         eta = self.posterior_logits(x)
         # U^T W^T z + b^T z = z . eta
-        return self._quadratic(x) - (z * eta).sum(1)
+        return self.quadratic(x) - (z * eta).sum(1)
 
     def free_energy(self, x: torch.Tensor) -> torch.Tensor:
-        return self._quadratic(x) - F.softplus(self.posterior_logits(x)).sum(1)
+        return self.quadratic(x) - F.softplus(self.posterior_logits(x)).sum(1)
 
     def conditional_grad(self, z: Optional[torch.Tensor]) -> GradFn:
         if z is None:

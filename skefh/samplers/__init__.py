@@ -5,6 +5,7 @@ from .gibbs_langevin import (
     gibbs_langevin,
     sample_from_data,
     sample_from_noise,
+    training_negatives,
 )
 from .langevin import langevin, sampling_mode, step_schedule
 
@@ -13,7 +14,28 @@ __all__ = [
     "gibbs_langevin",
     "sample_from_data",
     "sample_from_noise",
+    "training_negatives",
     "langevin",
     "sampling_mode",
     "step_schedule",
+]
+
+from .ais import (  # noqa: E402
+    AISResult,
+    BoxPath,
+    GRBMPath,
+    QuadraticBasePath,
+    annealed_importance_sampling,
+    geometric_schedule,
+    grbm_exact_log_partition,
+)
+
+__all__ += [
+    "AISResult",
+    "BoxPath",
+    "GRBMPath",
+    "QuadraticBasePath",
+    "annealed_importance_sampling",
+    "geometric_schedule",
+    "grbm_exact_log_partition",
 ]

@@ -20,10 +20,17 @@ import torch
 from ..nn.base import EnergyModel
 from .langevin import langevin, sampling_mode, step_schedule
 
-__all__ = ["GibbsLangevinSettings", "gibbs_langevin", "sample_from_noise", "sample_from_data"]
+__all__ = [
+    "GibbsLangevinSettings",
+    "gibbs_langevin",
+    "sample_from_noise",
+    "sample_from_data",
+    "training_negatives",
+]
 
 _VISIBLE_STEPS = ("langevin", "exact")
 _KEEP = ("last", "all")
+_PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,10 @@ class GibbsLangevinSettings:
         Step-size schedule within each round.
     visible_step : {"langevin", "exact"}, default="langevin"
         "exact" draws x ~ p(x | z) in closed form (GRBM only) instead of Langevin steps.
+    precision : {"float32", "bfloat16"}, default="float32"
+        "bfloat16" computes the Langevin energy gradients under bfloat16 autocast (about 2.8x
+        faster on CPUs with native bfloat16; the chain state, its noise and the latent draws
+        stay float32). Validated against float32 in the tests and ``benchmarks/``.
     """
 
     n_gibbs: int
@@ -55,6 +66,7 @@ class GibbsLangevinSettings:
     energy_scale: float = 1.0
     schedule: str = "constant"
     visible_step: str = "langevin"
+    precision: str = "float32"
 
     def __post_init__(self):
         if self.n_gibbs < 1 or self.n_langevin < 0:
@@ -63,6 +75,8 @@ class GibbsLangevinSettings:
             )
         if self.visible_step not in _VISIBLE_STEPS:
             raise ValueError(f"visible_step must be one of {_VISIBLE_STEPS}, got {self.visible_step!r}")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
 
     def with_(self, **changes) -> "GibbsLangevinSettings":
         """Copy with some fields changed."""
@@ -108,6 +122,7 @@ def gibbs_langevin(
         raise ValueError("exact visible steps need a model with a latent layer")
     xs, zs = [], []
     grad_norm = torch.zeros((), device=x.device)
+    low_precision = settings.precision == "bfloat16"
     with sampling_mode(model), torch.no_grad():
         steps = step_schedule(
             settings.step_size * model.step_size_scale(), settings.n_langevin, settings.schedule
@@ -119,14 +134,15 @@ def gibbs_langevin(
             if settings.visible_step == "exact":
                 x = model.sample_visible(z, generator)
             else:
-                out = langevin(
-                    model.conditional_grad(z),
-                    x,
-                    step_size=steps,
-                    temperature=settings.temperature,
-                    energy_scale=settings.energy_scale,
-                    generator=generator,
-                )
+                with torch.autocast(x.device.type, torch.bfloat16, enabled=low_precision):
+                    out = langevin(
+                        model.conditional_grad(z),
+                        x,
+                        step_size=steps,
+                        temperature=settings.temperature,
+                        energy_scale=settings.energy_scale,
+                        generator=generator,
+                    )
                 x = out["x"]
                 grad_norm += out["grad_norm"]
             if model.has_latent:
@@ -217,6 +233,51 @@ def sample_from_data(
     with sampling_mode(model), torch.no_grad():
         z0 = model.sample_latent(x_data, generator)
     x0 = _noise_like_inputs(model, x_data.shape[0], x_data.device, generator)
+    out = gibbs_langevin(model, x0, z0, settings, generator=generator, keep=keep)
+    out["x0"] = x0
+    return out
+
+
+def training_negatives(
+    model: EnergyModel,
+    x_pos: torch.Tensor,
+    settings: GibbsLangevinSettings,
+    *,
+    data_fraction: float = 0.0,
+    generator: Optional[torch.Generator] = None,
+    keep: str = "last",
+) -> dict:
+    """Model samples for one training update: x from noise, the latent from noise or data.
+
+    ``data_fraction = 0`` is Algorithm 1 (TRAININGSAMPLER: z ~ p(z | noise)); ``1`` starts every
+    latent chain from the posterior of the positive batch, as Algorithm 2 does at test time;
+    values in between start that fraction of the chains from data (the first author's EFH code
+    has a ``data_init_fraction`` option of this kind).
+
+    Parameters
+    ----------
+    model : EnergyModel
+    x_pos : torch.Tensor of shape (B, ...)
+        The positive batch; ``B`` chains are drawn.
+    settings : GibbsLangevinSettings
+    data_fraction : float, default=0.0
+    generator : torch.Generator, optional
+    keep : {"last", "all"}
+
+    Returns
+    -------
+    dict
+        As :func:`gibbs_langevin`, plus ``x0``.
+    """
+    n = x_pos.shape[0]
+    n_data = int(round(data_fraction * n)) if model.has_latent else 0
+    x0 = _noise_like_inputs(model, n, x_pos.device, generator)
+    z0 = None
+    if n_data > 0:
+        with sampling_mode(model), torch.no_grad():
+            z_data = model.sample_latent(x_pos[:n_data].to(x0.dtype), generator)
+            z_noise = model.sample_latent(x0[n_data:], generator) if n_data < n else z_data[:0]
+        z0 = torch.cat([z_data, z_noise])
     out = gibbs_langevin(model, x0, z0, settings, generator=generator, keep=keep)
     out["x0"] = x0
     return out

@@ -116,7 +116,7 @@ def langevin(
     noise = torch.empty_like(x)
     grad_norm = torch.zeros((), device=x.device, dtype=torch.float32)
     for eps in steps:
-        grad = grad_fn(x)
+        grad = grad_fn(x).to(x.dtype)  # under autocast the gradient may come back in bfloat16
         grad_norm += grad.flatten(1).norm(dim=1).mean().float()
         x.add_(grad, alpha=-eps * energy_scale)
         if temperature > 0:

@@ -5,6 +5,7 @@ from .callbacks import (
     Checkpoint,
     DivergenceError,
     DivergenceMonitor,
+    HistoryWriter,
     LambdaCallback,
     ProgressBar,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "ContrastiveTrainer",
     "DivergenceError",
     "DivergenceMonitor",
+    "HistoryWriter",
     "LambdaCallback",
     "ProgressBar",
     "load_checkpoint",

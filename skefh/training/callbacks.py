@@ -8,8 +8,10 @@ current update.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import sys
+from pathlib import Path
 from typing import Callable, Optional
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "DivergenceMonitor",
     "Checkpoint",
     "LambdaCallback",
+    "HistoryWriter",
 ]
 
 
@@ -43,6 +46,22 @@ class LambdaCallback(Callback):
 
     def on_update_end(self, trainer, record):
         self._fn(trainer, record)
+
+
+class HistoryWriter(Callback):
+    """Appends every update's record to a JSON-lines file (one object per line).
+
+    Parameters
+    ----------
+    path : str or path-like
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def on_update_end(self, trainer, record):
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
 
 
 class ProgressBar(Callback):

@@ -25,9 +25,11 @@ from .callbacks import Callback
 
 __all__ = ["ContrastiveTrainer", "NegativeSampler", "lr_factor"]
 
-#: ``sampler(model, n, generator) -> dict`` with ``x``, ``z`` and optionally ``xs``/``zs``
-#: (all rounds), ``grad_norm``, ``x_min``, ``x_max`` (see skefh.samplers.gibbs_langevin).
-NegativeSampler = Callable[[EnergyModel, int, Optional[torch.Generator]], dict]
+#: ``sampler(model, x_pos, generator) -> dict`` with ``x``, ``z`` and optionally ``xs``/``zs``
+#: (all rounds), ``grad_norm``, ``x_min``, ``x_max`` (see skefh.samplers.gibbs_langevin). It
+#: draws ``len(x_pos)`` model samples; the positive batch is there for samplers that start
+#: their latent chain from the data posterior.
+NegativeSampler = Callable[[EnergyModel, torch.Tensor, Optional[torch.Generator]], dict]
 
 _LR_SCHEDULES = ("constant", "cosine", "linear")
 
@@ -72,7 +74,7 @@ class ContrastiveTrainer:
     model : EnergyModel
         The energy; its ``forward(x, z)`` gives per-sample joint energies.
     negative_sampler : callable
-        ``negative_sampler(model, n, generator)`` draws model samples (see
+        ``negative_sampler(model, x_pos, generator)`` draws ``len(x_pos)`` model samples (see
         :data:`NegativeSampler`). When its result has ``xs``, every round is used as a negative
         sample (the GRBM reference's averaged negative statistics).
     optimizer : torch.optim.Optimizer
@@ -88,6 +90,10 @@ class ContrastiveTrainer:
     energy_l2 : float, default=0.0
         Coefficient of ``mean(E_data^2) + mean(E_samples^2)`` added to the loss (Du & Mordatch
         2019), which keeps energies near zero.
+    latent_l2 : float, default=0.0
+        Coefficient of ``mean ||eta_data||^2 + mean ||eta_samples||^2`` (squared norms of the
+        posterior logits, averaged over the batch), a penalty for latent models that keeps the
+        posterior from saturating.
     latent_statistics : {"sample", "mean"}, default="sample"
         Positive-phase latent: a Bernoulli draw (Algorithm 1, line 5) or the posterior mean
         sigmoid(eta) (lower variance, same expected gradient).
@@ -112,6 +118,7 @@ class ContrastiveTrainer:
         data_noise: float = 0.0,
         max_grad_norm: Optional[float] = None,
         energy_l2: float = 0.0,
+        latent_l2: float = 0.0,
         latent_statistics: str = "sample",
         lr_schedule: str = "constant",
         warmup: int = 0,
@@ -129,6 +136,9 @@ class ContrastiveTrainer:
         self.data_noise = float(data_noise)
         self.max_grad_norm = max_grad_norm
         self.energy_l2 = float(energy_l2)
+        self.latent_l2 = float(latent_l2)
+        if self.latent_l2 > 0 and not model.has_latent:
+            raise ValueError(f"latent_l2 needs a model with a latent layer, not {type(model).__name__}")
         self.latent_statistics = latent_statistics
         self.lr_schedule = lr_schedule
         self.warmup = int(warmup)
@@ -175,7 +185,7 @@ class ContrastiveTrainer:
             )
             x_pos = x_pos + self.data_noise * noise
         z_pos, probs = self._positive_latent(x_pos)
-        negatives = self.negative_sampler(self.model, x_pos.shape[0], self.generator)
+        negatives = self.negative_sampler(self.model, x_pos, self.generator)
         if "xs" in negatives:
             x_neg, z_neg = _flatten_rounds(negatives)
         else:
@@ -183,11 +193,21 @@ class ContrastiveTrainer:
         n_pos = x_pos.shape[0]
         # One forward over positives and negatives: one DDP forward per backward.
         z_all = torch.cat([z_pos, z_neg.to(z_pos.dtype)]) if z_pos is not None else None
-        energies = self.forward_model(torch.cat([x_pos, x_neg.detach()]), z_all)
+        x_all = torch.cat([x_pos, x_neg.detach()])
+        if self.latent_l2 > 0:
+            energies, eta = self.forward_model(x_all, z_all, return_logits=True)
+        else:
+            energies = self.forward_model(x_all, z_all)
         e_pos, e_neg = energies[:n_pos], energies[n_pos:]
         loss = e_pos.mean() - e_neg.mean()
         if self.energy_l2 > 0:
             loss = loss + self.energy_l2 * (e_pos.square().mean() + e_neg.square().mean())
+        if self.latent_l2 > 0:
+            # Keeps the posterior logits of data and samples from growing without bound (the
+            # saturation that precedes divergence).
+            # Summed over units and averaged over the batch, like the energy itself.
+            squared = eta.square().sum(1)
+            loss = loss + self.latent_l2 * (squared[:n_pos].mean() + squared[n_pos:].mean())
         lr = self._set_lr()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,0 +1,135 @@
+"""Long-run stability of NNEFH, EBM and GRBM training, with the per-update diagnostics.
+
+Trains one model for a number of updates and records, per update, the data and sample energies,
+their gap, the posterior saturation on data, the chains' range and the gradient norms (the
+estimator's ``history_``); reports the update at which divergence began (the estimator's
+divergence error, or the first sustained posterior saturation) and the linear-probe accuracy
+of the features at checkpoints.
+
+    python benchmarks/stability.py --dataset fashion-mnist --model nnefh --updates 10000
+    python benchmarks/stability.py --model nnefh --updates 2000 --set learning_rate=1e-3 \\
+        --set energy_l2=0.01 --name l2
+
+Writes ``results/stability/<name>.json`` (the history, the probe trajectory, the summary).
+``--preset cpu`` (default) is the CPU-sized network of ``examples/table3_linear_probe.py``;
+``--preset paper`` the paper's. Extra ``--set key=value`` pairs override estimator parameters
+(values are parsed as Python literals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from skefh.datasets import load_dataset
+from skefh.metrics import linear_probe
+from skefh.presets import make_estimator
+from skefh.training import Callback, DivergenceError
+
+
+class ProbeEvery(Callback):
+    """Linear probe of the features every ``every`` updates (on fixed train/test subsets)."""
+
+    def __init__(self, estimator, data, every):
+        self.estimator, self.data, self.every = estimator, data, every
+        self.trajectory = []
+
+    def probe(self, update):
+        est, d = self.estimator, self.data
+        start = time.perf_counter()
+        result = linear_probe(est.transform(d["X_train"]), d["y_train"], est.transform(d["X_test"]), d["y_test"])
+        self.trajectory.append({"update": update, "accuracy": result.accuracy, "seconds": time.perf_counter() - start})
+        print(f"  probe at update {update}: {100 * result.accuracy:.2f} %", flush=True)
+
+    def on_update_end(self, trainer, record):
+        if record["update"] % self.every == 0:
+            self.probe(record["update"])
+
+
+def saturation_onset(history, threshold=0.95, window=50):
+    """First update at which the running mean of the data posterior exceeds ``threshold``."""
+    values = np.array([h.get("posterior_data", np.nan) for h in history if "loss" in h], dtype=float)
+    if len(values) < window or np.all(np.isnan(values)):
+        return None
+    running = np.convolve(values, np.ones(window) / window, mode="valid")
+    above = np.nonzero(running > threshold)[0]
+    return int(above[0] + window) if len(above) else None
+
+
+def summarise(history, window=200):
+    """Means of the diagnostics over consecutive windows of updates."""
+    rows = [h for h in history if "loss" in h]
+    out = []
+    for start in range(0, len(rows), window):
+        chunk = rows[start : start + window]
+        out.append({
+            "updates": f"{chunk[0]['update']}-{chunk[-1]['update']}",
+            **{k: float(np.mean([c[k] for c in chunk])) for k in
+               ("energy_data", "energy_samples", "energy_gap", "posterior_data", "grad_norm", "chain_min", "chain_max")},
+        })
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="fashion-mnist", choices=["digits", "fashion-mnist", "mnist"])
+    parser.add_argument("--model", default="nnefh", choices=["nnefh", "ebm", "grbm"])
+    parser.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    parser.add_argument("--updates", type=int, default=10_000)
+    parser.add_argument("--probe-every", type=int, default=2000)
+    parser.add_argument("--probe-size", type=int, default=10_000, help="train and test rows of the probe")
+    parser.add_argument("--set", action="append", default=[], help="estimator parameter key=value")
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", default="results/stability")
+    args = parser.parse_args(argv)
+
+    data = load_dataset(args.dataset)
+    overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
+    est = make_estimator(args.model, args.preset, max_iter=args.updates, random_state=args.seed,
+                         log_partition=None, **overrides)
+    n = args.probe_size
+    probe_data = {"X_train": data.X_train[:n], "y_train": data.y_train[:n], "X_test": data.X_test[:n], "y_test": data.y_test[:n]}
+    prober = ProbeEvery(est, probe_data, args.probe_every)
+    est.set_params(callbacks=[prober])
+    name = args.name or f"{args.dataset}-{args.model}-{args.preset}"
+    print(f"{name}: {est!r}", flush=True)
+    start = time.perf_counter()
+    diverged = None
+    try:
+        est.fit(data.X_train)
+    except DivergenceError as exc:
+        diverged = {"update": exc.update, "reason": exc.reason}
+        print(f"  diverged: {exc}", flush=True)
+    seconds = time.perf_counter() - start
+    history = est.history_
+    if diverged is None and (not prober.trajectory or prober.trajectory[-1]["update"] != est.n_iter_):
+        prober.probe(est.n_iter_)
+    summary = {
+        "name": name, "dataset": args.dataset, "model": args.model, "preset": args.preset,
+        "params": {k: repr(v) for k, v in est.get_params().items() if k != "callbacks"},
+        "updates_run": est.n_iter_, "diverged": diverged, "saturation_onset": saturation_onset(history),
+        "seconds": seconds, "seconds_per_update": seconds / max(est.n_iter_, 1),
+        "probe": prober.trajectory, "windows": summarise(history),
+    }
+    for row in summary["windows"]:
+        print("  {updates}: gap {energy_gap:.3g} E_data {energy_data:.4g} posterior {posterior_data:.3f} "
+              "chain [{chain_min:.3g}, {chain_max:.3g}] grad {grad_norm:.3g}".format(**row))
+    print(json.dumps({k: summary[k] for k in ("updates_run", "diverged", "saturation_onset", "seconds_per_update", "probe")}))
+    out = Path(args.out_dir) / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    keys = ("update", "energy_data", "energy_samples", "energy_gap", "posterior_data", "chain_min", "chain_max",
+            "grad_norm", "langevin_grad_norm", "lr")
+    summary["history"] = [{k: h[k] for k in keys if k in h} for h in history if "loss" in h]
+    out.write_text(json.dumps(summary))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Normalised log-likelihoods: the log-partition estimate behind ``score_samples``.
+
+``score_samples(X) = -F(w(x)) - log Z + log|det dw/dx|``, with ``w`` the affine map to working
+units. log Z is computed once per fit: exactly where that is tractable (a GRBM with few hidden
+units), otherwise by annealed importance sampling (``skefh.samplers.ais``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ..samplers.ais import annealed_importance_sampling
+
+__all__ = ["LikelihoodMixin", "LikelihoodWarning"]
+
+
+class LikelihoodWarning(UserWarning):
+    """The log-partition estimate is unreliable (few effective AIS samples)."""
+
+
+class LikelihoodMixin:
+    """Adds ``log_partition_`` (and its standard error) and normalises ``score_samples``."""
+
+    #: Largest number of hidden units for which "auto" enumerates the exact log Z (GRBM).
+    _exact_partition_limit = 0
+
+    def _annealing_path(self):
+        """The AIS path for this model (subclasses)."""
+        raise NotImplementedError
+
+    def _exact_log_partition(self) -> float:
+        raise NotImplementedError(f"{type(self).__name__} has no tractable exact log Z")
+
+    def _log_partition_method(self) -> str | None:
+        choice = self.log_partition
+        if choice is None:
+            return None
+        if choice == "auto":
+            return "exact" if self._exact_partition_tractable() else "ais"
+        if choice == "exact" and not self._exact_partition_tractable():
+            raise ValueError(
+                f"log_partition='exact' is not tractable for {type(self).__name__} with these "
+                "settings; use 'ais' or 'auto'"
+            )
+        return choice
+
+    def _exact_partition_tractable(self) -> bool:
+        return False
+
+    def _after_fit(self, X) -> None:
+        method = self._log_partition_method()
+        if method is None:
+            self.log_partition_ = None
+            self.log_partition_std_ = None
+            self.log_partition_ess_ = None
+            return
+        self.estimate_log_partition()
+
+    def _after_restore(self) -> None:
+        self._after_fit(None)
+
+    def estimate_log_partition(self, n_chains=None, n_steps=None, random_state=None):
+        """(Re-)estimate the log-partition function and store it in ``log_partition_``.
+
+        Called at the end of ``fit``; call it again with more chains or steps for a tighter
+        estimate (the cost grows linearly with both).
+
+        Parameters
+        ----------
+        n_chains : int, optional
+            AIS chains; defaults to ``ais_chains``.
+        n_steps : int, optional
+            AIS intermediate distributions; defaults to ``ais_steps``.
+        random_state : int, RandomState instance or None, default=None
+            Defaults to the estimator's ``random_state``.
+
+        Returns
+        -------
+        self : object
+            With ``log_partition_``, ``log_partition_std_`` (standard error; 0 when exact) and
+            ``log_partition_ess_`` (effective sample size of the AIS weights; None when exact).
+        """
+        check_is_fitted(self, "module_")
+        method = self._log_partition_method() or "ais"
+        if method == "exact":
+            self.log_partition_ = self._exact_log_partition()
+            self.log_partition_std_ = 0.0
+            self.log_partition_ess_ = None
+            return self
+        seed = check_random_state(random_state if random_state is not None else self.random_state)
+        generator = torch.Generator(device=self.device_).manual_seed(int(seed.randint(2**31 - 1)) + 7)
+        result = annealed_importance_sampling(
+            self._annealing_path(),
+            n_chains=int(n_chains or self.ais_chains),
+            n_steps=int(n_steps or self.ais_steps),
+            generator=generator,
+        )
+        if not math.isfinite(result.log_z):
+            raise FloatingPointError(
+                f"the AIS estimate of log Z is {result.log_z}: the model's energies are not finite "
+                "on the annealing path"
+            )
+        self.log_partition_ = result.log_z
+        self.log_partition_std_ = result.log_z_std
+        self.log_partition_ess_ = result.ess
+        if result.ess < max(2.0, 0.05 * result.n_chains):
+            warnings.warn(
+                f"the AIS estimate of log Z rests on {result.ess:.1f} effective samples out of "
+                f"{result.n_chains} chains: log_partition_ is then biased low and its standard "
+                "error understated; raise ais_steps (or ais_chains) for a reliable likelihood",
+                LikelihoodWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _score_temperature(self) -> float:
+        """tau in p(w) proportional to exp(-F(w) / tau).
+
+        "auto" is the temperature the Langevin part of the training sampler targets, T / s
+        (temperature over energy scale): the density the contrastive updates fit.
+        """
+        value = getattr(self, "score_temperature", 1.0)
+        if isinstance(value, str):
+            return self.temperature / self._resolved_energy_scale() if self.temperature > 0 else 1.0
+        return float(value)
+
+    def _unnormalised_log_density(self, X) -> np.ndarray:
+        """log f(w(x)) in working units: ``-F / tau``."""
+        return -self.free_energy(X) / self._score_temperature()
+
+    def score_samples(self, X):
+        """Log-density of each row of ``X``, in the units of ``X``.
+
+        ``-F(w(x)) - log Z + log|det dw/dx|``: the model's free energy at the row mapped to
+        working units, minus the log-partition estimate ``log_partition_``, plus the
+        log-Jacobian of the affine map to working units. With ``log_partition=None`` the
+        ``log Z`` term is left out and the values are log-densities up to that constant.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Float64 log-densities (nats).
+        """
+        values = self._unnormalised_log_density(X) + self.range_map_.log_abs_det_jacobian
+        if self.log_partition_ is not None:
+            values = values - self.log_partition_
+        return values

@@ -1,0 +1,106 @@
+"""Annealed importance sampling against exact log-partition functions."""
+
+import math
+
+import pytest
+import torch
+from conftest import tiny_grbm, tiny_nnefh
+from torch import nn
+
+from skefh.nn import EBMEnergy
+from skefh.samplers import (
+    BoxPath,
+    GRBMPath,
+    QuadraticBasePath,
+    annealed_importance_sampling,
+    geometric_schedule,
+    grbm_exact_log_partition,
+)
+
+
+def _quadrature_log_z(free_energy, low, high, n=400_001, dim=1):
+    """log of the integral of exp(-F) on a grid (1-D or 2-D)."""
+    if dim == 1:
+        grid = torch.linspace(low, high, n, dtype=torch.float64).unsqueeze(1)
+        cell = (high - low) / (n - 1)
+    else:
+        side = torch.linspace(low, high, n, dtype=torch.float64)
+        grid = torch.cartesian_prod(side, side)
+        cell = ((high - low) / (n - 1)) ** 2
+    with torch.no_grad():
+        return float(torch.logsumexp(-free_energy(grid), 0) + math.log(cell))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grbm_exact_log_partition_matches_quadrature(seed):
+    model = tiny_grbm(1, 4, seed=seed)
+    assert grbm_exact_log_partition(model) == pytest.approx(
+        _quadrature_log_z(model.free_energy, -40, 40), abs=1e-6
+    )
+    model2 = tiny_grbm(2, 3, seed=seed)
+    assert grbm_exact_log_partition(model2) == pytest.approx(
+        _quadrature_log_z(model2.free_energy, -25, 25, n=1501, dim=2), abs=1e-4
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_grbm_ais_matches_the_exact_log_partition(seed):
+    model = tiny_grbm(4, 5, seed=seed)
+    exact = grbm_exact_log_partition(model)
+    result = annealed_importance_sampling(
+        GRBMPath(model), n_chains=256, n_steps=1000, generator=torch.Generator().manual_seed(seed)
+    )
+    assert abs(result.log_z - exact) < 3 * result.log_z_std + 0.05
+    assert result.log_z_std < 0.5 and 1 <= result.ess <= 256
+
+
+@pytest.mark.parametrize("dim, seed, tau", [(1, 0, 1.0), (1, 5, 1.0), (2, 1, 1.0), (2, 7, 1.0),
+                                            (1, 3, 0.05), (2, 4, 0.2)])
+def test_nnefh_ais_matches_quadrature(dim, seed, tau):
+    """log of the integral of exp(-F(x) / tau), tau = 1 the paper's nominal density."""
+    model = tiny_nnefh(dim, 4, 5, seed=seed)
+    exact = _quadrature_log_z(lambda x: model.free_energy(x) / tau, -15, 15,
+                              n=400_001 if dim == 1 else 1501, dim=dim)
+    path = QuadraticBasePath(model, temperature=tau)
+    result = annealed_importance_sampling(path, 256, 400, generator=torch.Generator().manual_seed(seed))
+    assert abs(result.log_z - exact) < 3 * result.log_z_std + 0.02
+    assert 0.2 < result.acceptance < 0.95
+
+
+class _Quadratic(nn.Module):
+    def forward(self, x):
+        return x.flatten(1) ** 2
+
+
+def test_ebm_box_ais_matches_quadrature():
+    torch.manual_seed(0)
+    model = EBMEnergy(_Quadratic(), (1,), 1).double()
+    with torch.no_grad():
+        model.readout.fill_(1.0)
+        model.offset.fill_(0.3)
+    scale = 2.5  # density exp(-2.5 (x^2 + 0.3)) on [-1, 1]
+    low, high = torch.tensor([-1.0], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)
+    exact = _quadrature_log_z(lambda x: scale * model.energy(x), -1, 1)
+    path = BoxPath(model, low, high, scale, step_size=0.1)
+    result = annealed_importance_sampling(path, 512, 300, generator=torch.Generator().manual_seed(0))
+    assert abs(result.log_z - exact) < 3 * result.log_z_std + 0.02
+
+
+def test_ais_with_no_annealing_needed_is_exact():
+    """Target equal to base (all weights 1): the estimate is log Z_0 with zero error."""
+    model = tiny_nnefh(2, 3, 4, seed=0)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.fill_(-50.0)  # softplus(eta) ~ 0: F(x) = ||x - mu||^2
+    result = annealed_importance_sampling(QuadraticBasePath(model), 32, 10, generator=torch.Generator().manual_seed(0))
+    assert result.log_z == pytest.approx(math.log(math.pi), abs=1e-12)
+    assert result.log_z_std == pytest.approx(0.0, abs=1e-12)
+    assert result.ess == pytest.approx(32.0)
+
+
+def test_geometric_schedule():
+    betas = geometric_schedule(100)
+    assert betas[0] == 0.0 and betas[-1] == 1.0 and len(betas) == 101
+    assert torch.all(betas[1:] > betas[:-1])
+    with pytest.raises(ValueError):
+        geometric_schedule(0)

@@ -1,0 +1,90 @@
+"""DistributedDataParallel on CPU with gloo: two processes, a file rendezvous."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from conftest import tiny_nnefh
+
+from skefh import NNEFH
+from skefh.training import ContrastiveTrainer
+from skefh.training.distributed import distributed_context
+
+WORLD = 2
+
+
+def _init(rank, init_file):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+
+
+def _fit_worker(rank, init_file, out_dir):
+    _init(rank, init_file)
+    try:
+        X = np.random.default_rng(0).normal(size=(64, 6))
+        est = NNEFH(n_components=4, n_statistics=5, gibbs_steps=1, langevin_steps=2, max_iter=4,
+                    batch_size=8, random_state=0, device="cpu", log_partition=None).fit(X)
+        torch.save({k: v.clone() for k, v in est.module_.state_dict().items()}, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _fixed_batches(rank):
+    gen = torch.Generator().manual_seed(100 + rank)
+    x_pos = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    x_neg = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    z_neg = torch.bernoulli(torch.full((6, 4), 0.5, dtype=torch.float64), generator=gen)
+    return x_pos, x_neg, z_neg
+
+
+def _one_step(model, forward_model, x_pos, x_neg, z_neg):
+    trainer = ContrastiveTrainer(
+        model, lambda m, x, g: {"x": x_neg, "z": z_neg}, torch.optim.SGD(model.parameters(), lr=0.1),
+        latent_statistics="mean", forward_model=forward_model,
+    )
+    trainer.train_step(x_pos)
+    return model
+
+
+def _step_worker(rank, init_file, out_dir):
+    _init(rank, init_file)
+    try:
+        model = tiny_nnefh(3, 4, 5, seed=0)
+        ddp = distributed_context(model, torch.device("cpu"))
+        _one_step(model, ddp.forward_model, *_fixed_batches(rank))
+        torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out_dir}/step{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    def run(worker):
+        mp.spawn(worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, join=True)
+        return tmp_path
+
+    return run
+
+
+def test_ddp_fit_ends_with_identical_parameters_on_every_rank(spawn):
+    out = spawn(_fit_worker)
+    states = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_ddp_step_equals_a_single_process_step_on_the_union_batch(spawn):
+    """Deterministic latents and fixed negatives: averaging the two ranks' gradients is the
+    gradient of the mean loss over the union batch, so one SGD step must agree."""
+    out = spawn(_step_worker)
+    parts = [_fixed_batches(r) for r in range(WORLD)]
+    union = [torch.cat([p[i] for p in parts]) for i in range(3)]
+    single = _one_step(tiny_nnefh(3, 4, 5, seed=0), None, *union)
+    for rank in range(WORLD):
+        state = torch.load(out / f"step{rank}.pt", weights_only=True)
+        for key, value in single.state_dict().items():
+            torch.testing.assert_close(state[key], value, rtol=1e-10, atol=1e-12)

@@ -1,0 +1,90 @@
+"""score_samples as a normalised log-likelihood, through the estimators."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+
+from skefh import EBM, GRBM, NNEFH
+from skefh.metrics import bits_per_dim
+
+DIGITS_X = load_digits().data
+
+
+def _one_dimensional_data(seed=0):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(-2.0, 0.5, 150), rng.normal(3.0, 1.0, 150)])[:, None] * 10 + 50
+
+
+@pytest.mark.parametrize(
+    "estimator, low, high",
+    [
+        (NNEFH(n_components=6, n_statistics=8, gibbs_steps=2, langevin_steps=5, step_size=0.1,
+               temperature=1.0, energy_scale=1.0, max_iter=40, batch_size=32, ais_chains=256,
+               ais_steps=300, random_state=0, device="cpu"), -100, 200),
+        (NNEFH(n_components=6, n_statistics=8, gibbs_steps=2, langevin_steps=5, step_size=0.1,
+               temperature=0.02, energy_scale=1.0, max_iter=40, batch_size=32, ais_chains=256,
+               ais_steps=500, random_state=0, device="cpu"), -100, 200),
+        (GRBM(n_components=5, gibbs_steps=5, langevin_steps=5, batch_size=32, max_iter=40,
+              random_state=0, device="cpu"), -100, 200),
+        (GRBM(n_components=5, gibbs_steps=5, langevin_steps=5, batch_size=32, max_iter=40,
+              log_partition="ais", ais_chains=256, ais_steps=500, random_state=0, device="cpu"), -100, 200),
+        (EBM(n_statistics=8, langevin_steps=5, step_size=0.1, temperature=1.0, max_iter=40,
+             batch_size=32, ais_chains=256, ais_steps=300, random_state=0, device="cpu"), -100, 200),
+    ],
+    ids=["nnefh-ais", "nnefh-tempered-ais", "grbm-exact", "grbm-ais", "ebm-box-ais"],
+)
+def test_density_in_data_units_integrates_to_one(estimator, low, high):
+    """After the range map (tabular: standardisation), exp(score_samples) integrates to 1."""
+    X = _one_dimensional_data()
+    est = clone(estimator).fit(X)
+    grid = np.linspace(low, high, 200_001)[:, None]
+    mass = np.exp(est.score_samples(grid)).sum() * (grid[1, 0] - grid[0, 0])
+    # The AIS error on log Z is log_partition_std_ (a relative error on the mass).
+    assert mass == pytest.approx(1.0, abs=3 * est.log_partition_std_ + 0.02)
+    if est.log_partition == "auto" and isinstance(est, GRBM):
+        assert est.log_partition_std_ == 0.0 and est.log_partition_ess_ is None
+
+
+def test_score_ranks_a_trained_model_above_an_untrained_one():
+    train, held_out = DIGITS_X[:1400], DIGITS_X[1400:]
+    settings = dict(n_components=64, n_statistics=64, n_filters=16, gibbs_steps=2, langevin_steps=10,
+                    ais_chains=32, ais_steps=300, random_state=0, device="cpu")
+    trained = NNEFH(max_iter=200, **settings).fit(train)
+    untrained = NNEFH(max_iter=1, **settings).fit(train)
+    assert trained.score(held_out) > untrained.score(held_out) + 10.0
+    assert np.isfinite(trained.log_partition_) and trained.log_partition_std_ >= 0
+
+
+def test_log_partition_can_be_skipped_and_estimated_later():
+    est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2,
+                max_iter=2, log_partition=None, random_state=0, device="cpu").fit(DIGITS_X[:100])
+    assert est.log_partition_ is None
+    unnormalised = est.score_samples(DIGITS_X[:5])
+    est.estimate_log_partition(n_chains=8, n_steps=20)
+    np.testing.assert_allclose(est.score_samples(DIGITS_X[:5]), unnormalised - est.log_partition_)
+
+
+def test_log_partition_is_reproducible_with_random_state():
+    kw = dict(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=2,
+              ais_chains=8, ais_steps=30, random_state=3, device="cpu")
+    a, b = NNEFH(**kw).fit(DIGITS_X[:100]), NNEFH(**kw).fit(DIGITS_X[:100])
+    assert a.log_partition_ == b.log_partition_
+
+
+def test_exact_log_partition_needs_a_small_grbm():
+    with pytest.raises(ValueError, match="not tractable"):
+        GRBM(n_components=64, log_partition="exact", max_iter=1, gibbs_steps=1, device="cpu").fit(DIGITS_X[:50])
+
+
+def test_bits_per_dim_accounts_for_the_scaling():
+    """The same images in [0, 16] and in [0, 255] give the same bits per dimension."""
+    kw = dict(n_components=10, gibbs_steps=2, langevin_steps=3, batch_size=64, max_iter=5, random_state=0,
+              device="cpu")
+    a = GRBM(**kw).fit(DIGITS_X)
+    b = GRBM(**kw).fit(DIGITS_X * (255 / 16))
+    bpd_a, bpd_b = bits_per_dim(a, DIGITS_X, n_levels=17), bits_per_dim(b, DIGITS_X * (255 / 16), n_levels=17)
+    assert bpd_a == pytest.approx(bpd_b, rel=1e-6)
+    assert 0 < bpd_a < 8
+    with pytest.raises(ValueError, match="normalised density"):
+        bits_per_dim(GRBM(**kw, log_partition=None).fit(DIGITS_X), DIGITS_X)

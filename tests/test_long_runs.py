@@ -1,0 +1,116 @@
+"""Checkpoints and resume, divergence handling, the command line."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from skefh import EBM, GRBM, NNEFH
+from skefh.cli import main as cli_main
+from skefh.training import Callback, CheckpointError, DivergenceError
+
+X = load_digits().data[:256]
+TINY = dict(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=3, batch_size=32,
+            random_state=0, device="cpu", log_partition=None)
+
+
+class Interrupt(Callback):
+    """Simulates a crash (KeyboardInterrupt) after a given update."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_update_end(self, trainer, record):
+        if record["update"] == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("cls", [NNEFH, EBM, GRBM])
+def test_interrupted_and_resumed_fit_is_bit_identical(cls, tmp_path):
+    params = {k: v for k, v in TINY.items() if k in cls().get_params()}
+    straight = cls(max_iter=9, **params).fit(X)
+
+    path = tmp_path / "ckpt.pt"
+    interrupted = cls(max_iter=9, checkpoint_path=path, checkpoint_every=3, callbacks=[Interrupt(7)], **params)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(X)
+    assert torch.load(path, weights_only=True)["trainer"]["n_updates"] == 6  # the last checkpoint
+    resumed = cls(max_iter=9, checkpoint_path=path, checkpoint_every=3, **params).fit(X)
+    assert resumed.n_iter_ == 9 and len(resumed.history_) == 9
+    for (name, a), b in zip(straight.module_.state_dict().items(), resumed.module_.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [h["loss"] for h in straight.history_] == [h["loss"] for h in resumed.history_]
+
+
+def test_checkpoint_restores_a_fitted_estimator(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    est = NNEFH(max_iter=4, checkpoint_path=path, **TINY).fit(X)
+    loaded = NNEFH.from_checkpoint(path)
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    np.testing.assert_array_equal(loaded.sample(3, random_state=0), est.sample(3, random_state=0))
+    assert loaded.n_iter_ == 4
+
+
+def test_corrupt_or_mismatched_checkpoints_give_clear_errors(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    NNEFH(max_iter=2, checkpoint_path=path, **TINY).fit(X)
+    with pytest.raises(CheckpointError, match=r"other parameters \(n_components: 8 -> 16\)"):
+        NNEFH(max_iter=4, checkpoint_path=path, **{**TINY, "n_components": 16}).fit(X)
+    with pytest.raises(CheckpointError, match="holds a NNEFH model, not a EBM"):
+        EBM.from_checkpoint(path)
+    with pytest.raises(CheckpointError, match="trained on 64 features"):
+        NNEFH(max_iter=4, checkpoint_path=path, **TINY).fit(np.hstack([X, X]))
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        NNEFH(max_iter=4, checkpoint_path=path, **TINY).fit(X)
+
+
+def test_unstable_configuration_raises_at_the_update_it_diverges(tmp_path):
+    """The paper's unit step without the batch-size energy scaling reflects the chain at every
+    step; a large learning rate makes the energy landscape steep within a few updates."""
+    est = NNEFH(max_iter=200, energy_scale=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0,
+                checkpoint_path=tmp_path / "ckpt.pt", checkpoint_every=1, **{**TINY, "langevin_steps": 10})
+    with pytest.raises(DivergenceError) as info:
+        est.fit(X)
+    update = info.value.update
+    assert est.history_[update - 1]["update"] == update
+    bad = est.history_[update - 1]
+    assert not np.isfinite(bad["loss"]) or max(abs(bad["chain_min"]), abs(bad["chain_max"])) > 100
+    assert all(max(abs(h["chain_min"]), abs(h["chain_max"])) <= 100 and np.isfinite(h["loss"])
+               for h in est.history_[: update - 1])
+    saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert saved["trainer"]["n_updates"] == update - 1  # the last good state was kept
+    assert "lower learning_rate" in str(info.value) or "learning_rate" in str(info.value)
+
+
+def test_divergence_restore_lowers_the_learning_rate_and_finishes():
+    est = NNEFH(max_iter=30, energy_scale=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0,
+                on_divergence="restore", **{**TINY, "langevin_steps": 10})
+    try:
+        est.fit(X)
+    except DivergenceError:
+        pass  # may still diverge after the allowed restores; the events must be recorded
+    events = [h for h in est.history_ if h.get("event") == "restored"]
+    assert events and events[0]["lr_scale"] == 0.5
+
+
+def test_cli_train_resume_sample_evaluate(tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["train", "--model", "nnefh", "--dataset", "digits", "--out", str(run), "--checkpoint-every", "2",
+              "--set", "n_filters=4", "--set", "n_statistics=8", "--set", "n_components=8",
+              "--set", "gibbs_steps=1", "--set", "langevin_steps=2", "--set", "ais_steps=5", "--set", "ais_chains=4"]
+    assert cli_main(common + ["--max-iter", "3"]) == 0
+    assert (run / "checkpoint.pt").exists() and (run / "samples.png").exists()
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "nnefh" and config["params"]["n_filters"] == 4
+    assert cli_main(common + ["--max-iter", "5"]) == 0  # resumes: two more updates
+    lines = (run / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["update"] for line in lines] == [1, 2, 3, 4, 5]
+    assert cli_main(["sample", str(run), "-n", "8", "--from-data", "--npy", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (8, 64)
+    capsys.readouterr()
+    assert cli_main(["evaluate", str(run), "--probe-size", "300", "--n-samples", "100"]) == 0
+    report = json.loads((run / "evaluation.json").read_text())
+    assert 0.1 < report["probe_pixels"] <= 1.0 and "probe_U" in report and "frechet_pixels" in report
