@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skefh.nn import ConvStatistics, NNEFHEnergy
-from skefh.samplers import GibbsLangevinSettings, gibbs_langevin, langevin, sampling_mode
+from skefh.samplers import GibbsLangevinSettings, langevin, sampling_mode
 from skefh.training import ContrastiveTrainer
 
 EPS, TEMPERATURE, BATCH = 1.0, 5e-5, 64
@@ -60,7 +60,9 @@ class NaiveNonLocal(nn.Module):
 class NaiveNet(nn.Module):
     def __init__(self, c, h, w, nf=128, n_out=1024):
         super().__init__()
-        self.conv1, self.conv2, self.conv3 = nn.Conv2d(c, nf, 3, 1, 1), nn.Conv2d(nf, 2 * nf, 3, 1, 1), nn.Conv2d(2 * nf, 4 * nf, 3, 1, 1)
+        self.conv1 = nn.Conv2d(c, nf, 3, 1, 1)
+        self.conv2 = nn.Conv2d(nf, 2 * nf, 3, 1, 1)
+        self.conv3 = nn.Conv2d(2 * nf, 4 * nf, 3, 1, 1)
         self.nl1, self.nl2 = NaiveNonLocal(nf), NaiveNonLocal(2 * nf)
         self.fc = nn.Linear(4 * nf * (h // 8) * (w // 8), n_out)
 
@@ -293,7 +295,8 @@ def main(argv=None):
             res = {}
             for shape in [(1, 28, 28), (3, 32, 32)]:
                 key = "x".join(map(str, shape))
-                res[f"langevin_{key}"] = bench_langevin(shape, device, n_steps=10 if name == "cuda" else 3, repeats=repeats)
+                n_steps = 10 if name == "cuda" else 3
+                res[f"langevin_{key}"] = bench_langevin(shape, device, n_steps=n_steps, repeats=repeats)
                 res[f"posterior_{key}"] = bench_posterior(shape, device, repeats=10)
                 res[f"update_short_{key}"] = bench_update(shape, device, 2, 15, repeats=1)
                 print(json.dumps({key: res[f"langevin_{key}"]}, indent=2), flush=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -71,7 +70,8 @@ def summarise(history, window=200):
         out.append({
             "updates": f"{chunk[0]['update']}-{chunk[-1]['update']}",
             **{k: float(np.mean([c[k] for c in chunk])) for k in
-               ("energy_data", "energy_samples", "energy_gap", "posterior_data", "grad_norm", "chain_min", "chain_max")},
+               ("energy_data", "energy_samples", "energy_gap", "posterior_data", "grad_norm",
+                "chain_min", "chain_max")},
         })
     return out
 
@@ -80,7 +80,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion-mnist", choices=["digits", "fashion-mnist", "mnist"])
     parser.add_argument("--model", default="nnefh", choices=["nnefh", "ebm", "grbm"])
-    parser.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    parser.add_argument("--preset", default="cpu", choices=["cpu", "paper", "paper-original"])
     parser.add_argument("--updates", type=int, default=10_000)
     parser.add_argument("--probe-every", type=int, default=2000)
     parser.add_argument("--probe-size", type=int, default=10_000, help="train and test rows of the probe")
@@ -95,7 +95,8 @@ def main(argv=None):
     est = make_estimator(args.model, args.preset, max_iter=args.updates, random_state=args.seed,
                          log_partition=None, **overrides)
     n = args.probe_size
-    probe_data = {"X_train": data.X_train[:n], "y_train": data.y_train[:n], "X_test": data.X_test[:n], "y_test": data.y_test[:n]}
+    probe_data = {"X_train": data.X_train[:n], "y_train": data.y_train[:n],
+                  "X_test": data.X_test[:n], "y_test": data.y_test[:n]}
     prober = ProbeEvery(est, probe_data, args.probe_every)
     est.set_params(callbacks=[prober])
     name = args.name or f"{args.dataset}-{args.model}-{args.preset}"
@@ -121,7 +122,8 @@ def main(argv=None):
     for row in summary["windows"]:
         print("  {updates}: gap {energy_gap:.3g} E_data {energy_data:.4g} posterior {posterior_data:.3f} "
               "chain [{chain_min:.3g}, {chain_max:.3g}] grad {grad_norm:.3g}".format(**row))
-    print(json.dumps({k: summary[k] for k in ("updates_run", "diverged", "saturation_onset", "seconds_per_update", "probe")}))
+    keys = ("updates_run", "diverged", "saturation_onset", "seconds_per_update", "probe")
+    print(json.dumps({k: summary[k] for k in keys}))
     out = Path(args.out_dir) / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     keys = ("update", "energy_data", "energy_samples", "energy_gap", "posterior_data", "chain_min", "chain_max",

@@ -50,7 +50,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion-mnist", choices=["digits", "fashion-mnist", "mnist", "cifar10"])
     parser.add_argument("--data-dir", default=None, help="where the dataset lives (see skefh.datasets)")
-    parser.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    parser.add_argument("--preset", default="cpu", choices=["cpu", "paper", "paper-original"])
     parser.add_argument("--max-iter", type=int, default=None, help="override the preset's number of updates")
     parser.add_argument("--models", default="nnefh,ebm,grbm")
     parser.add_argument("--seed", type=int, default=0)

@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", required=True, help="digits, fashion-mnist, mnist, cifar10, image-folder")
     train.add_argument("--data-dir", default=None, help="where the dataset lives (see skefh.datasets)")
     train.add_argument("--out", required=True, help="run directory")
-    train.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    train.add_argument("--preset", default="cpu", choices=["cpu", "paper", "paper-original"])
     train.add_argument("--max-iter", type=int, default=None)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--checkpoint-every", type=int, default=500)

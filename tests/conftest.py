@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from skefh.nn import EBMEnergy, GRBMEnergy, MLPStatistics, NNEFHEnergy
+from skefh.nn import GRBMEnergy, MLPStatistics, NNEFHEnergy
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,5 @@
 """scikit-learn's estimator checks over the three estimators, with fast settings."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skefh import EBM, GRBM, NNEFH

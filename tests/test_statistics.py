@@ -89,7 +89,10 @@ def test_spectral_norm_bounds_each_layer():
 
 
 def test_custom_statistics_factory_and_errors():
-    net = build_statistics_net(lambda shape, n: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(shape[0], n)), (3,), 4)
+    def factory(shape, n):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(shape[0], n))
+
+    net = build_statistics_net(factory, (3,), 4)
     assert net(torch.randn(2, 3)).shape == (2, 4)
     with pytest.raises(TypeError, match="must return a torch.nn.Module"):
         build_statistics_net(lambda shape, n: "not a module", (3,), 4)
@@ -97,3 +100,22 @@ def test_custom_statistics_factory_and_errors():
         build_statistics_net("resnet", (3,), 4)
     with pytest.raises(ValueError, match="unknown activation"):
         build_statistics_net("mlp", (3,), 4, activation="tanh")
+
+
+def test_odd_sizes_skip_the_rows_the_pool_discards():
+    """At odd sizes the conv computes one row/column less; the network is the same function."""
+    torch.manual_seed(0)
+    net = ConvStatistics((1, 28, 28), 10, 4).double()
+    x = torch.randn(2, 1, 28, 28, dtype=torch.float64, requires_grad=True)
+
+    def reference(x):
+        h = net.attn1(F.max_pool2d(net.act(net.conv1(x)), 2))
+        h = net.attn2(F.max_pool2d(net.act(net.conv2(h)), 2))
+        h = F.max_pool2d(net.act(net.conv3(h)), 2)  # 7x7 -> 3x3: row and column 6 unused
+        return net.act(net.fc(h.flatten(1)))
+
+    w = torch.randn(2, 10, dtype=torch.float64)
+    torch.testing.assert_close(net(x), reference(x))
+    (g_fast,) = torch.autograd.grad((net(x) * w).sum(), x)
+    (g_ref,) = torch.autograd.grad((reference(x) * w).sum(), x)
+    torch.testing.assert_close(g_fast, g_ref)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+
 from sklearn.utils import Bunch
 
 from . import _paths

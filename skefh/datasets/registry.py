@@ -42,6 +42,7 @@ def load_dataset(name: str, data_home=None):
         if data_home is None:
             raise ValueError("the image-folder dataset needs data_home (a folder with train/ and test/)")
         from pathlib import Path
+
         from sklearn.utils import Bunch
 
         train = load_image_folder(Path(data_home) / "train")

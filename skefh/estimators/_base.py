@@ -12,7 +12,6 @@ import copy
 import math
 import os
 from numbers import Integral, Real
-from typing import Optional
 
 import numpy as np
 import torch
@@ -170,6 +169,10 @@ class BaseEnergyEstimator(
         self._trainer_state = None
         self._seed = seed
 
+    def _chain_limit(self) -> float:
+        """Largest sane |x| of the sampler's chains, in working units (data in about [-1, 1])."""
+        return 100.0
+
     def _divergence_advice(self) -> str:
         return (
             f"Try a lower learning_rate (now {self.learning_rate:g}), more data_noise (now "
@@ -181,6 +184,7 @@ class BaseEnergyEstimator(
         # Order matters: the divergence check runs before a checkpoint could save a bad state.
         callbacks = [
             DivergenceMonitor(
+                chain_limit=self._chain_limit(),
                 on_divergence=self.on_divergence,
                 advice=self._divergence_advice(),
                 checkpoint_path=None if self.checkpoint_path is None else str(self.checkpoint_path),

@@ -122,11 +122,11 @@ class LikelihoodMixin:
     def _score_temperature(self) -> float:
         """tau in p(w) proportional to exp(-F(w) / tau).
 
-        "auto" is the temperature the Langevin part of the training sampler targets, T / s
-        (temperature over energy scale): the density the contrastive updates fit.
+        "sampler" is the temperature the Langevin part of the training sampler targets, T / s
+        (temperature over energy scale).
         """
         value = getattr(self, "score_temperature", 1.0)
-        if isinstance(value, str):
+        if value == "sampler":
             return self.temperature / self._resolved_energy_scale() if self.temperature > 0 else 1.0
         return float(value)
 

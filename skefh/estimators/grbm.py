@@ -199,6 +199,12 @@ class GRBM(BaseEnergyEstimator):
             visible_step="exact" if self.sampler == "gibbs" else "langevin",
         )
 
+    def _chain_limit(self) -> float:
+        # The reference's Langevin runs at temperature temperature / energy_scale (the batch
+        # size): its chains are that much wider than the data by design.
+        hot = self.temperature / self._resolved_energy_scale() if self.sampler != "gibbs" else 1.0
+        return 100.0 * max(1.0, hot) ** 0.5
+
     def _finalise_samples(self, out: dict) -> torch.Tensor:
         return self.module_.visible_mean(out["z"]) if self.sample_mean else out["x"]
 

@@ -1,12 +1,11 @@
 """Evaluation metrics: linear probes, Fréchet distances/FID, nearest neighbours, chain
 distances, bits per dimension."""
 
+from .chains import ChainDistance, chain_distance
 from .frechet import FIDResult, fid, frechet_distance, frechet_distance_from_stats
+from .likelihood import bits_per_dim
 from .neighbours import nearest_neighbours
 from .probe import ProbeResult, linear_probe, probe_table
-
-from .chains import ChainDistance, chain_distance
-from .likelihood import bits_per_dim
 
 __all__ = [
     "ChainDistance",

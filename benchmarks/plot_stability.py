@@ -1,0 +1,45 @@
+"""Draw the training curves of stability runs (``results/stability/*.json``) for the docs.
+
+    python benchmarks/plot_stability.py results/screen3/base.json results/stability/nnefh.json \\
+        --out docs/_static/stability_nnefh.png --keys energy_data energy_gap posterior_data chain_max
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="JSON files written by benchmarks/stability.py")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--keys", nargs="+", default=["energy_data", "energy_gap", "posterior_data", "chain_max"])
+    args = parser.parse_args(argv)
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 1.8 * len(args.keys)), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(args.keys), 1, sharex=True, squeeze=False)[:, 0]
+    for path in args.runs:
+        run = json.loads(Path(path).read_text())
+        history = run["history"]
+        label = run["name"] + (f" (diverged at {run['diverged']['update']})" if run.get("diverged") else "")
+        for ax, key in zip(axes, args.keys):
+            ax.plot([h["update"] for h in history], [h[key] for h in history], label=label, linewidth=0.8)
+            ax.set_ylabel(key)
+    axes[0].legend(fontsize=7)
+    for ax, key in zip(axes, args.keys):
+        if key in ("energy_data", "energy_gap", "energy_samples", "grad_norm"):
+            ax.set_yscale("symlog", linthresh=100)
+    axes[-1].set_xlabel("update")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The example scripts end to end on digits with a tiny budget; chain distances; presets."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from skefh import NNEFH
+from skefh.metrics import chain_distance
+from skefh.presets import make_estimator, preset_params
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+X = load_digits().data[:300]
+
+
+def _load_example(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_table3_and_paper_figures_run_on_digits(tmp_path, capsys):
+    table3 = _load_example("table3_linear_probe")
+    table3.main(["--dataset", "digits", "--max-iter", "2", "--out", str(tmp_path), "--verbose", "0"])
+    report = json.loads((tmp_path / "table3_digits_cpu.json").read_text())
+    rows = {"NN-EFH U(x)", "NN-EFH eta(x)", "untrained network U(x)", "EBM penultimate U(x)",
+            "GRBM p(h|v)", "raw pixels"}
+    assert set(report["accuracy"]) == rows
+    assert all(0.1 < acc <= 1.0 for acc in report["accuracy"].values())
+    assert report["accuracy"]["raw pixels"] > 0.9  # digits are easy for a linear model
+    assert "| NN-EFH U(x) |" in capsys.readouterr().out
+    for model in ("nnefh", "ebm", "grbm"):
+        assert (tmp_path / f"{model}.joblib").exists()
+        assert (tmp_path / f"samples_digits_{model}.png").exists()
+
+    figures = _load_example("paper_figures")
+    out = tmp_path / "figures"
+    figures.main(["--models-from", str(tmp_path), "--dataset", "digits", "--gibbs-steps", "2",
+                  "--langevin-steps", "3", "--out", str(out)])
+    for name in ("fig3_samples_nnefh.png", "fig5a_chains.png", "fig5b_neighbours.png", "figures.json"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "figures.json").read_text())
+    assert summary["distance_trained"]["ratio"] > 0
+
+
+def test_digits_quickstart_runs(tmp_path, capsys):
+    quickstart = _load_example("digits_quickstart")
+    quickstart.main(["--out", str(tmp_path / "s.png"), "--max-iter", "2"])
+    assert (tmp_path / "s.png").exists()
+    assert "raw pixels" in capsys.readouterr().out
+
+
+def _no_interaction_model():
+    """W = 0: eta is constant, so the latent never changes the visible dynamics."""
+    est = NNEFH(n_components=4, n_statistics=4, image_shape=None, gibbs_steps=1, langevin_steps=5,
+                step_size=0.1, temperature=0.01, energy_scale=1.0, max_iter=0, random_state=0,
+                log_partition=None, device="cpu").fit(np.random.default_rng(0).normal(size=(50, 3)))
+    with torch.no_grad():
+        est.module_.weight.zero_()
+    return est
+
+
+def test_chain_distance_is_one_when_the_latent_does_not_matter():
+    est = _no_interaction_model()
+    # One Gibbs round: Gibbs-Langevin is exactly L Langevin steps with the same noise.
+    one = chain_distance(est, 200, gibbs_steps=1, langevin_steps=40, target="marginal", random_state=0)
+    assert one.ratio == pytest.approx(1.0, abs=1e-6)
+    # Several rounds: the latent draws shift the noise stream, but the law is the same.
+    many = chain_distance(est, 2000, gibbs_steps=5, langevin_steps=8, target="fixed_latent", random_state=0)
+    assert many.ratio == pytest.approx(1.0, abs=0.03)
+    assert many.gibbs_langevin > 0 and many.n_chains == 2000
+
+
+def test_chain_distance_needs_a_latent_model():
+    ebm = make_estimator("ebm", "cpu", n_filters=4, n_statistics=4, max_iter=0, log_partition=None).fit(X)
+    with pytest.raises(ValueError, match="no latent layer"):
+        chain_distance(ebm)
+
+
+def test_sample_chains_shape_and_last_frame():
+    est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=3, langevin_steps=2, max_iter=2,
+                random_state=0, log_partition=None, device="cpu").fit(X)
+    chains = est.sample_chains(X=X[:4], random_state=1)
+    assert chains.shape == (4, 4, 64)
+    np.testing.assert_allclose(chains[:, -1], est.sample(X=X[:4], random_state=1), rtol=1e-5, atol=1e-4)
+
+
+def test_presets():
+    assert preset_params("nnefh", "paper")["max_iter"] == 50_000
+    assert make_estimator("grbm", "cpu", n_components=7).n_components == 7
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_params("nnefh", "gpu")
+    with pytest.raises(ValueError, match="unknown model"):
+        make_estimator("vae")

@@ -1,0 +1,46 @@
+"""The drift that precedes divergence, and the energy penalty that stops it (seconds, digits)."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from skefh import NNEFH
+
+X = load_digits().data
+# A small network with a large learning rate: the drift that takes thousands of updates at the
+# default learning rate happens within 150.
+FAST_DRIFT = dict(n_components=32, n_statistics=32, n_filters=8, gibbs_steps=2, langevin_steps=8, max_iter=150,
+                  learning_rate=1e-3, random_state=0, log_partition=None, device="cpu")
+
+
+def _window(history, key, start, stop, reduce=np.mean):
+    return float(reduce([h[key] for h in history[start:stop]]))
+
+
+def _chain_extent(history, start, stop):
+    return float(np.mean([max(abs(h["chain_min"]), abs(h["chain_max"])) for h in history[start:stop]]))
+
+
+@pytest.fixture(scope="module")
+def runs():
+    unstable = NNEFH(**FAST_DRIFT, energy_l2=0.0).fit(X)  # the paper's recipe
+    default = NNEFH(**FAST_DRIFT).fit(X)  # the default energy penalty
+    return unstable.history_, default.history_
+
+
+def test_the_paper_recipe_shows_the_drift_signature(runs):
+    history, _ = runs
+    # The data energy runs away, the posterior saturates, the landscape steepens.
+    assert _window(history, "energy_data", 125, 150) < 10 * _window(history, "energy_data", 0, 25) - 500
+    assert _window(history, "posterior_data", 125, 150) > 0.99
+    assert _window(history, "langevin_grad_norm", 125, 150) > 2 * _window(history, "langevin_grad_norm", 0, 25)
+    assert _chain_extent(history, 125, 150) > 2 * _chain_extent(history, 0, 25)
+
+
+def test_the_energy_penalty_holds_energies_and_chains(runs):
+    _, history = runs
+    limit = 1 / (2 * NNEFH().energy_l2)  # the penalty's equilibrium energy scale
+    assert abs(_window(history, "energy_data", 125, 150)) < 1.5 * limit
+    assert _window(history, "posterior_data", 125, 150) < 0.99
+    assert _window(history, "langevin_grad_norm", 125, 150) < 1.5 * _window(history, "langevin_grad_norm", 0, 25)
+    assert _chain_extent(history, 125, 150) < 1.5 * _chain_extent(history, 0, 25)
