@@ -22,6 +22,13 @@ def _init(rank, init_file):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
 
 
+def _shutdown():
+    # A rank that tears gloo down while its peer still holds the connection can make the peer
+    # abort (std::terminate in gloo's I/O thread); meet at a barrier first.
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def _fit_worker(rank, init_file, out_dir):
     _init(rank, init_file)
     try:
@@ -30,7 +37,7 @@ def _fit_worker(rank, init_file, out_dir):
                     batch_size=8, random_state=0, device="cpu", log_partition=None).fit(X)
         torch.save({k: v.clone() for k, v in est.module_.state_dict().items()}, f"{out_dir}/rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        _shutdown()
 
 
 def _fixed_batches(rank):
@@ -58,7 +65,7 @@ def _step_worker(rank, init_file, out_dir):
         _one_step(model, ddp.forward_model, *_fixed_batches(rank))
         torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out_dir}/step{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        _shutdown()
 
 
 @pytest.fixture
