@@ -68,6 +68,26 @@ def _step_worker(rank, init_file, out_dir):
         _shutdown()
 
 
+def _divergence_worker(rank, init_file, out_dir):
+    """Only rank 1's chains blow up; both ranks must stop, or rank 0 would hang in the next
+    all-reduce."""
+    from skefh.training import DivergenceError, DivergenceMonitor
+
+    _init(rank, init_file)
+    try:
+        record = {"update": 5, "loss": 1.0, "energy_data": 0.0, "energy_samples": 0.0, "grad_norm": 1.0,
+                  "chain_min": -1.0, "chain_max": 1e4 if rank == 1 else 1.0}
+        try:
+            DivergenceMonitor().on_update_end(None, record)
+            outcome = "continued"
+        except DivergenceError as exc:
+            outcome = exc.reason
+        with open(f"{out_dir}/divergence{rank}.txt", "w") as f:
+            f.write(outcome)
+    finally:
+        _shutdown()
+
+
 @pytest.fixture
 def spawn(tmp_path):
     def run(worker):
@@ -95,3 +115,10 @@ def test_ddp_step_equals_a_single_process_step_on_the_union_batch(spawn):
         state = torch.load(out / f"step{rank}.pt", weights_only=True)
         for key, value in single.state_dict().items():
             torch.testing.assert_close(state[key], value, rtol=1e-10, atol=1e-12)
+
+
+def test_a_divergence_on_one_rank_stops_every_rank(spawn):
+    out = spawn(_divergence_worker)
+    reasons = [(out / f"divergence{r}.txt").read_text() for r in range(WORLD)]
+    assert "another process" in reasons[0]
+    assert "beyond the limit" in reasons[1]

@@ -158,6 +158,48 @@ def test_partial_fit_continues_training():
     assert len(est.history_) == 2 * first
 
 
+def test_partial_fit_on_batches_of_other_sizes_uses_each_batch():
+    """The shuffle order of one call must not be reused on the rows of the next."""
+    est = NNEFH(**{**SMALL, "batch_size": 8})
+    est.partial_fit(X[:100])
+    est.partial_fit(X[100:110])  # 10 rows: an order drawn for 100 rows would index past them
+    assert est.n_iter_ == 13 + 2
+
+
+def test_partial_fit_keeps_a_constant_learning_rate_and_estimates_log_z_lazily():
+    est = GRBM(n_components=8, batch_size=32, max_iter=3, lr_schedule="cosine", random_state=0, device="cpu",
+               log_partition="exact")
+    for _ in range(3):
+        est.partial_fit(X)  # 7 updates each: far past max_iter, where a cosine schedule reaches 0
+    assert {h["lr"] for h in est.history_} == {est.learning_rate}
+    assert est.log_partition_ is None
+    scores = est.score_samples(X[:5])
+    assert est.log_partition_ is not None and np.all(np.isfinite(scores))
+    assert est.score_samples(X[:5]) == pytest.approx(scores)
+
+
+@pytest.mark.parametrize("features", ["U", "eta"])
+def test_feature_names_follow_the_features_parameter(features):
+    est = NNEFH(**{**SMALL, "n_components": 12, "features": "U", "log_partition": None}).fit(X)
+    est.set_params(features=features)
+    assert len(est.get_feature_names_out()) == est.transform(X[:2]).shape[1]
+    assert est.get_feature_names_out()[0] == f"nnefh_{features.lower()}0"
+
+
+def test_a_refit_that_fails_leaves_no_stale_log_z():
+    from skefh.training import Callback
+
+    class Fail(Callback):
+        def on_update_end(self, trainer, record):
+            raise RuntimeError("interrupted")
+
+    est = NNEFH(**{**SMALL, "log_partition": "ais"}).fit(X)
+    assert est.log_partition_ is not None
+    with pytest.raises(RuntimeError, match="interrupted"):
+        est.set_params(callbacks=[Fail()]).fit(X)
+    assert est.log_partition_ is None
+
+
 def test_verbose_shows_a_progress_bar(capsys):
     NNEFH(**{**SMALL, "max_iter": 3}, verbose=2).fit(X)
     err = capsys.readouterr().err

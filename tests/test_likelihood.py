@@ -99,5 +99,9 @@ def test_bits_per_dim_accounts_for_the_scaling():
     bpd_a, bpd_b = bits_per_dim(a, DIGITS_X, n_levels=17), bits_per_dim(b, DIGITS_X * (255 / 16), n_levels=17)
     assert bpd_a == pytest.approx(bpd_b, rel=1e-6)
     assert 0 < bpd_a < 8
+    # The digits reach both 0 and 16, so the explicit range is the inferred one; a wider range
+    # means wider bins, hence fewer bits.
+    assert bits_per_dim(a, DIGITS_X, n_levels=17, data_range=(0, 16)) == pytest.approx(bpd_a, rel=1e-12)
+    assert bits_per_dim(a, DIGITS_X, n_levels=17, data_range=(0, 32)) == pytest.approx(bpd_a - 1.0, rel=1e-9)
     with pytest.raises(ValueError, match="normalised density"):
         bits_per_dim(GRBM(**kw, log_partition=None).fit(DIGITS_X), DIGITS_X)

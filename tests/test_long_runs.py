@@ -67,6 +67,44 @@ def test_corrupt_or_mismatched_checkpoints_give_clear_errors(tmp_path):
         NNEFH(max_iter=4, checkpoint_path=path, **TINY).fit(X)
 
 
+def test_a_checkpoint_is_not_resumed_on_other_data(tmp_path):
+    """A finished checkpoint must not pass for a fit on new data (a refit, another CV fold)."""
+    path = tmp_path / "ckpt.pt"
+    NNEFH(max_iter=2, checkpoint_path=path, **TINY).fit(X)
+    again = NNEFH(max_iter=2, checkpoint_path=path, **TINY).fit(X)  # same data: resumes, 0 updates left
+    assert again.n_iter_ == 2
+    with pytest.raises(CheckpointError, match="other data"):
+        NNEFH(max_iter=2, checkpoint_path=path, **TINY).fit(X[::-1] * 0.5)
+
+
+def test_max_iter_may_change_on_resume_only_without_a_schedule(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    NNEFH(max_iter=2, checkpoint_path=path, **TINY).fit(X)
+    assert NNEFH(max_iter=3, checkpoint_path=path, **TINY).fit(X).n_iter_ == 3
+    cosine = tmp_path / "cosine.pt"
+    NNEFH(max_iter=2, checkpoint_path=cosine, lr_schedule="cosine", **TINY).fit(X)
+    with pytest.raises(CheckpointError, match="max_iter: 2 -> 3"):
+        NNEFH(max_iter=3, checkpoint_path=cosine, lr_schedule="cosine", **TINY).fit(X)
+
+
+def test_a_checkpoint_from_another_device_resumes_deterministically(tmp_path):
+    """CPU and CUDA generator states differ in size; a run moved between devices must continue."""
+    path = tmp_path / "ckpt.pt"
+    NNEFH(max_iter=2, checkpoint_path=path, **TINY).fit(X)
+    state = torch.load(path, weights_only=True)
+    state["trainer"]["generator"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA state
+    state["trainer"]["generator_device"] = "cuda"
+    torch.save(state, path)
+    runs = []
+    for _ in range(2):
+        moved = tmp_path / f"moved{len(runs)}.pt"
+        moved.write_bytes(path.read_bytes())
+        runs.append(NNEFH(max_iter=4, checkpoint_path=moved, **TINY).fit(X))
+    assert runs[0].n_iter_ == 4
+    for a, b in zip(runs[0].module_.state_dict().values(), runs[1].module_.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_unstable_configuration_raises_at_the_update_it_diverges(tmp_path):
     """The paper's unit step without the batch-size energy scaling reflects the chain at every
     step; a large learning rate makes the energy landscape steep within a few updates."""

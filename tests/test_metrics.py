@@ -428,3 +428,23 @@ def test_nearest_neighbours_validation():
         nearest_neighbours(r, r, batch_size=0)
     with pytest.raises(ValueError, match="NaN"):
         nearest_neighbours(np.full((1, 3), np.nan), r)
+
+
+def test_chain_distance_compares_like_with_like():
+    """With the latent cut off from x (W = 0) and no noise, Gibbs redraws change nothing: both
+    samplers then follow the same deterministic path, step schedule included, so the ratio is 1."""
+    from sklearn.datasets import load_digits
+
+    from skefh import GRBM
+    from skefh.metrics import chain_distance
+
+    X = load_digits().data[:64]
+    est = GRBM(n_components=6, max_iter=1, gibbs_steps=3, langevin_steps=4, step_schedule="cosine",
+               random_state=0, device="cpu", log_partition=None).fit(X)
+    with torch.no_grad():
+        est.module_.weight.zero_()
+    est.set_params(temperature=0.0)
+    result = chain_distance(est, n_chains=8, random_state=0, target="fixed_latent")
+    assert result.gibbs_langevin > 0
+    assert result.ratio == pytest.approx(1.0, rel=1e-6)
+

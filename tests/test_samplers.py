@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import ZeroStatistics, all_binary_states, tiny_grbm, tiny_nnefh
@@ -84,6 +85,20 @@ def test_langevin_step_is_the_stated_update():
     torch.testing.assert_close(out["x"], expected)
     assert out["n_steps"] == 1
     assert float(out["grad_norm"]) == pytest.approx(float((0.5 * 3.0 * x).norm(dim=1).mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("step", [np.float32(0.3), np.float64(0.3), torch.tensor(0.3)])
+def test_langevin_takes_numpy_and_tensor_scalar_steps(step):
+    x = torch.randn(4, 5)
+    run = lambda s: langevin(lambda v: v, x, step_size=s, n_steps=2, temperature=0.1,  # noqa: E731
+                             generator=torch.Generator().manual_seed(0))["x"]
+    torch.testing.assert_close(run(step), run(0.3))
+
+
+@pytest.mark.parametrize("field, value", [("step_size", 0.0), ("temperature", -1.0), ("energy_scale", 0.0)])
+def test_gibbs_langevin_settings_reject_impossible_values(field, value):
+    with pytest.raises(ValueError, match="step_size > 0, temperature >= 0"):
+        GibbsLangevinSettings(2, 3, 1.0, 1e-3).with_(**{field: value})
 
 
 def test_step_schedules():

@@ -30,7 +30,7 @@ from ..samplers import (
 )
 from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, ProgressBar
 from ._likelihood import LikelihoodMixin
-from ._persistence import PersistenceMixin
+from ._persistence import PersistenceMixin, data_fingerprint
 from ._resolve import resolve_device, resolve_image_shape
 from ._scaling import fit_range_map
 
@@ -162,8 +162,10 @@ class BaseEnergyEstimator(
             # channels_last measured ~1.5x faster for the conv net's input gradients on CPU.
             module = module.to(memory_format=torch.channels_last)
         self.module_ = module
+        # A refit that fails part-way must not leave the previous model's log Z beside the new
+        # weights.
+        self._invalidate_log_partition()
         self._fit_dtype = X.dtype
-        self._n_features_out_ = self._n_features_out()
         self.n_iter_ = 0
         self.history_ = []
         self._trainer_state = None
@@ -199,7 +201,7 @@ class BaseEnergyEstimator(
         callbacks.extend(self.callbacks or ())
         return callbacks
 
-    def _make_trainer(self, total_updates: int, n_updates: int) -> ContrastiveTrainer:
+    def _make_trainer(self, total_updates: int, n_updates: int, lr_schedule: str) -> ContrastiveTrainer:
         settings = self._sampler_settings()
         keep = self._negative_samples
         data_fraction = self._negative_data_fraction()
@@ -222,7 +224,7 @@ class BaseEnergyEstimator(
             data_noise=self.data_noise,
             max_grad_norm=self.max_grad_norm,
             energy_l2=self.energy_l2,
-            lr_schedule=self.lr_schedule,
+            lr_schedule=lr_schedule,
             total_updates=total_updates,
             forward_model=ddp.forward_model,
             callbacks=self._callbacks(n_updates, ddp.is_main),
@@ -233,8 +235,8 @@ class BaseEnergyEstimator(
             trainer.load_state_dict(self._trainer_state)
         return trainer
 
-    def _run(self, X: np.ndarray, n_updates: int) -> None:
-        trainer = self._make_trainer(self.max_iter, n_updates)
+    def _run(self, X: np.ndarray, n_updates: int, lr_schedule: str) -> None:
+        trainer = self._make_trainer(self.max_iter, n_updates, lr_schedule)
         data = self._to_tensor(self.range_map_.to_working(X))
         data = trainer.world.shard(data)
         self._live_trainer = trainer  # read by the checkpoint callback mid-fit
@@ -266,18 +268,22 @@ class BaseEnergyEstimator(
         """
         X = self._validate_input(X, reset=True)
         self._initialise(X)
+        self._data_fingerprint = data_fingerprint(X) if self.checkpoint_path is not None else None
         remaining = self._resume_from_checkpoint(X)
         if remaining > 0:
-            self._run(X, remaining)
+            self._run(X, remaining, self.lr_schedule)
         self._after_fit(X)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
-        """Run one epoch of updates (``ceil(n_samples / batch_size)``) on ``X``.
+        """Run about one epoch of updates (``ceil(n_samples / batch_size)``) on ``X``.
 
         The first call initialises the model (and the data scaling, from this ``X``); later
-        calls continue with the same optimizer state.
+        calls continue with the same optimizer state. The learning rate is the constant
+        ``learning_rate``: ``lr_schedule`` needs a known horizon and applies to ``fit`` only.
+        ``log_partition_`` is not re-estimated here (that would cost more than the updates);
+        ``score`` and ``score_samples`` estimate it when they are first called after.
 
         Parameters
         ----------
@@ -293,8 +299,9 @@ class BaseEnergyEstimator(
         if first:
             self._initialise(X)
         n_updates = max(math.ceil(X.shape[0] / self.batch_size), 1)
-        self._run(X, n_updates)
-        self._after_fit(X)
+        self._data_fingerprint = None
+        self._run(X, n_updates, "constant")
+        self._invalidate_log_partition()
         return self
 
     def transform(self, X):
@@ -439,8 +446,10 @@ class BaseEnergyEstimator(
         ndarray of str objects
         """
         check_is_fitted(self)
+        self._check_features()
         prefix = f"{type(self).__name__.lower()}_{self.features.lower()}"
-        return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out_)], dtype=object)
+        # The width follows ``features`` as set now, as ``transform`` does.
+        return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out())], dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -54,16 +54,17 @@ class LikelihoodMixin:
         return False
 
     def _after_fit(self, X) -> None:
-        method = self._log_partition_method()
-        if method is None:
-            self.log_partition_ = None
-            self.log_partition_std_ = None
-            self.log_partition_ess_ = None
-            return
-        self.estimate_log_partition()
+        self._invalidate_log_partition()
+        if self._log_partition_method() is not None:
+            self.estimate_log_partition()
+
+    def _invalidate_log_partition(self) -> None:
+        """Forget log Z (the weights changed); ``score_samples`` re-estimates it when needed."""
+        self.log_partition_ = self.log_partition_std_ = self.log_partition_ess_ = None
 
     def _after_restore(self) -> None:
-        self._after_fit(None)
+        # Estimated on first use: loading a checkpoint to sample or transform need not pay for AIS.
+        self._invalidate_log_partition()
 
     def estimate_log_partition(self, n_chains=None, n_steps=None, random_state=None):
         """(Re-)estimate the log-partition function and store it in ``log_partition_``.
@@ -152,6 +153,8 @@ class LikelihoodMixin:
             Float64 log-densities (nats).
         """
         values = self._unnormalised_log_density(X) + self.range_map_.log_abs_det_jacobian
+        if self.log_partition_ is None and self._log_partition_method() is not None:
+            self.estimate_log_partition()  # after partial_fit or from_checkpoint
         if self.log_partition_ is not None:
             values = values - self.log_partition_
         return values

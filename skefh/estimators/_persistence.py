@@ -9,6 +9,7 @@ requested). Checkpoints hold tensors and plain Python only and load with
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,17 @@ __all__ = ["PersistenceMixin"]
 # Parameters that do not change the training trajectory: they may differ on resume.
 _RESUME_FREE_PARAMS = {
     "verbose", "max_iter", "checkpoint_path", "checkpoint_every", "callbacks", "device",
-    "on_divergence", "features", "log_partition", "ais_chains", "ais_steps",
+    "on_divergence", "features", "log_partition", "ais_chains", "ais_steps", "score_temperature",
+    "sample_mean",
 }
+
+
+def data_fingerprint(X: np.ndarray) -> str:
+    """A digest of the training rows, so that a checkpoint is never resumed on other data."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((X.shape, str(X.dtype))).encode())
+    digest.update(np.ascontiguousarray(X).data)
+    return digest.hexdigest()
 
 
 def _to_cpu(obj):
@@ -91,7 +101,10 @@ class PersistenceMixin:
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _comparable_params(self) -> dict:
-        return _plain_params(self.get_params(deep=False), skip=_RESUME_FREE_PARAMS)
+        free = set(_RESUME_FREE_PARAMS)
+        if getattr(self, "lr_schedule", "constant") != "constant":
+            free.discard("max_iter")  # it sets the schedule's horizon, hence the trajectory
+        return _plain_params(self.get_params(deep=False), skip=free)
 
     def _checkpoint_state(self) -> dict:
         """What a checkpoint holds: configuration, data scaling, and the trainer state."""
@@ -112,6 +125,7 @@ class PersistenceMixin:
                 "kind": self.range_map_.kind,
             },
             "seed": int(self._seed),
+            "data_fingerprint": getattr(self, "_data_fingerprint", None),
             "extra": _to_cpu(self._extra_state()),
             "trainer": _to_cpu(self._trainer_state_live()),
         }
@@ -146,11 +160,18 @@ class PersistenceMixin:
                 f"checkpoint {str(path)!r} was trained on {state.get('n_features_in')} features, "
                 f"X has {self.n_features_in_}"
             )
+        theirs = state.get("data_fingerprint")
+        if theirs is not None and theirs != getattr(self, "_data_fingerprint", None):
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} was written by a fit on other data than this X; use "
+                "another checkpoint_path (e.g. one per fold) or delete the file to start afresh"
+            )
 
     def _restore_from_state(self, state: dict) -> None:
         maps = state["range_map"]
         self.range_map_ = RangeMap(maps["offset"].numpy(), maps["scale"].numpy(), maps["kind"])
         self._seed = int(state["seed"])
+        self._data_fingerprint = state.get("data_fingerprint")
         self._load_extra_state(state.get("extra", {}))
         trainer_state = state["trainer"]
         self.module_.load_state_dict(trainer_state["model"])
@@ -165,9 +186,6 @@ class PersistenceMixin:
             return self.max_iter
         state = load_checkpoint(path)
         self._check_checkpoint(state, path)
-        # The checkpoint's module must be rebuilt with the same seed before loading weights.
-        if int(state["seed"]) != self._seed:
-            self._seed = int(state["seed"])
         self._restore_from_state(state)
         return max(self.max_iter - self.n_iter_, 0)
 

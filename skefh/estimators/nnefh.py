@@ -148,7 +148,8 @@ class NNEFH(BaseEnergyEstimator):
     Attributes
     ----------
     log_partition_ : float or None
-        Estimate of log Z in working units (None with ``log_partition=None``).
+        Estimate of log Z in working units (None with ``log_partition=None``, and after
+        ``partial_fit`` or ``from_checkpoint`` until ``score``/``score_samples`` estimates it).
     log_partition_std_ : float or None
         Its standard error (0 when exact).
     log_partition_ess_ : float or None

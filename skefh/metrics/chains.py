@@ -8,7 +8,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..samplers import gibbs_langevin, langevin, sampling_mode
+from ..samplers import gibbs_langevin, langevin, sampling_mode, step_schedule
 
 __all__ = ["ChainDistance", "chain_distance"]
 
@@ -80,17 +80,22 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
     seed = int(check_random_state(random_state).randint(2**31 - 1))
     device = estimator.device_
     generator = torch.Generator(device=device).manual_seed(seed)
-    x0 = torch.randn((n_chains, *model.input_shape), generator=generator, device=device)
+    dtype = next(model.parameters()).dtype
+    x0 = torch.randn((n_chains, *model.input_shape), generator=generator, device=device, dtype=dtype)
     with sampling_mode(model), torch.no_grad():
         z0 = model.sample_latent(x0, generator)
     state = generator.get_state()
     gl = gibbs_langevin(model, x0, z0, settings, generator=generator)["x"]
-    generator.set_state(state)  # the same noise for both chains
+    # The same start and the same noise for the first block (the latent redraws of
+    # Gibbs-Langevin consume random numbers, so later blocks' noise differs).
+    generator.set_state(state)
     grad_fn = model.free_energy_grad if target == "marginal" else model.conditional_grad(z0)
-    with sampling_mode(model):
+    # Like for like: the same per-block step schedule, repeated, at the same precision.
+    block = step_schedule(settings.step_size * model.step_size_scale(), settings.n_langevin, settings.schedule)
+    low_precision = settings.precision == "bfloat16"
+    with sampling_mode(model), torch.autocast(x0.device.type, torch.bfloat16, enabled=low_precision):
         ld = langevin(
-            grad_fn, x0, step_size=settings.step_size * model.step_size_scale(),
-            n_steps=settings.n_gibbs * settings.n_langevin, temperature=settings.temperature,
+            grad_fn, x0, step_size=block * settings.n_gibbs, temperature=settings.temperature,
             energy_scale=settings.energy_scale, generator=generator,
         )["x"]
     d_gl = float((gl - x0).flatten(1).norm(dim=1).mean())

@@ -9,7 +9,7 @@ import numpy as np
 __all__ = ["bits_per_dim"]
 
 
-def bits_per_dim(estimator, X, *, n_levels: int = 256) -> float:
+def bits_per_dim(estimator, X, *, n_levels: int = 256, data_range=None) -> float:
     """Mean negative log-likelihood of ``X`` in bits per dimension, for discretised images.
 
     The estimator's ``score_samples`` is a density in the units of ``X`` (it already includes
@@ -28,6 +28,10 @@ def bits_per_dim(estimator, X, *, n_levels: int = 256) -> float:
         Its ``log_partition_`` should not be None (else the value is off by log Z / (D log 2)).
     X : array-like of shape (n_samples, n_features)
     n_levels : int, default=256
+    data_range : (float, float), optional
+        The intensities ``(lo, hi)`` that the ``n_levels`` levels span, e.g. ``(0, 255)``.
+        Default: the training data's range, which is right when the training images reach both
+        extremes (as MNIST and CIFAR-10 do).
 
     Returns
     -------
@@ -35,15 +39,21 @@ def bits_per_dim(estimator, X, *, n_levels: int = 256) -> float:
     """
     if n_levels < 2:
         raise ValueError(f"n_levels must be at least 2, got {n_levels}")
+    if estimator.range_map_.kind != "image":
+        raise ValueError("bits per dimension are defined here for image data (image_shape_ set)")
+    log_density = np.asarray(estimator.score_samples(X), dtype=np.float64)  # estimates log Z if due
     if getattr(estimator, "log_partition_", None) is None:
         raise ValueError(
             "bits per dimension need a normalised density: fit with log_partition='auto' "
             "(or call estimate_log_partition())"
         )
-    log_density = np.asarray(estimator.score_samples(X), dtype=np.float64)
     n_dims = estimator.n_features_in_
-    data_range = 2.0 / float(estimator.range_map_.scale[0])  # the [lo, hi] sent to [-1, 1]
-    if estimator.range_map_.kind != "image":
-        raise ValueError("bits per dimension are defined here for image data (image_shape_ set)")
-    delta = data_range / (n_levels - 1)
+    if data_range is None:
+        width = 2.0 / float(estimator.range_map_.scale[0])  # the [lo, hi] sent to [-1, 1]
+    else:
+        lo, hi = (float(v) for v in data_range)
+        if not hi > lo:
+            raise ValueError(f"data_range must be (lo, hi) with hi > lo, got {data_range!r}")
+        width = hi - lo
+    delta = width / (n_levels - 1)
     return float(-(log_density.mean() + n_dims * math.log(delta)) / (n_dims * math.log(2.0)))

@@ -28,6 +28,7 @@ from .ais import (  # noqa: E402
     annealed_importance_sampling,
     geometric_schedule,
     grbm_exact_log_partition,
+    linear_schedule,
 )
 
 __all__ += [
@@ -38,4 +39,5 @@ __all__ += [
     "annealed_importance_sampling",
     "geometric_schedule",
     "grbm_exact_log_partition",
+    "linear_schedule",
 ]

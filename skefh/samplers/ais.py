@@ -72,21 +72,40 @@ class AISResult:
     log_weights: torch.Tensor
 
 
+def linear_schedule(n_steps: int) -> torch.Tensor:
+    """Inverse temperatures 0 = beta_0 < ... < beta_n = 1, evenly spaced (the default).
+
+    Measured against exact log Z (a 30x12 GRBM with large weights, 200 steps, 4 seeds), even
+    spacing gave a smaller bias and spread than schedules concentrated near 0 (geometric) or near
+    both ends (sigmoid).
+    """
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    return torch.linspace(0.0, 1.0, n_steps + 1, dtype=torch.float64)
+
+
 def geometric_schedule(n_steps: int) -> torch.Tensor:
     """Inverse temperatures 0 = beta_0 < ... < beta_n = 1, dense near 0.
 
-    Half of the steps are spaced geometrically from 1e-4 to 1 and the first part linearly from 0,
-    a common choice for RBM AIS (Salakhutdinov & Murray 2008): the weights change fastest at
-    small beta.
+    The first half of the steps covers [0, 1e-4] linearly, the second half [1e-4, 1]
+    geometrically. Suits paths whose log-ratio is very large (the weights change fastest at small
+    beta); for the models here :func:`linear_schedule` measured better.
     """
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     if n_steps < 4:
-        return torch.linspace(0.0, 1.0, n_steps + 1, dtype=torch.float64)
+        return linear_schedule(n_steps)
     n_linear = n_steps // 2
     linear = torch.linspace(0.0, 1e-4, n_linear + 1, dtype=torch.float64)[:-1]
     geometric = torch.logspace(-4, 0, n_steps - n_linear + 1, dtype=torch.float64)
     return torch.cat([linear, geometric])
+
+
+def _check_betas(betas: torch.Tensor) -> torch.Tensor:
+    betas = torch.as_tensor(betas, dtype=torch.float64).flatten().cpu()
+    if betas.numel() < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or bool(torch.any(betas[1:] < betas[:-1])):
+        raise ValueError("betas must be a non-decreasing schedule of at least two values from 0 to 1")
+    return betas
 
 
 def _log_mean_exp_with_se(log_weights: torch.Tensor) -> tuple[float, float, float]:
@@ -253,9 +272,15 @@ class GRBMPath:
         mu, std = self.model.mu.detach(), self.model.variance().detach().sqrt()
         return mu + std * torch.randn((n, mu.numel()), generator=generator, device=mu.device, dtype=mu.dtype)
 
-    def log_density(self, v, beta):
-        """log f_beta(v) + ||v - mu||^2_sigma / 2: the quadratic term cancels in the weights."""
-        return torch.nn.functional.softplus(beta * self.model.posterior_logits(v)).sum(1)
+    def log_weight_increment(self, v, beta_prev, beta_next):
+        """log f_next(v) - log f_prev(v); the quadratic term cancels.
+
+        Unit by unit in float64: the difference of two float32 sums over hundreds of hidden
+        units would lose about 1e-3 nats per step, accumulating over the annealing run.
+        """
+        logits = self.model.posterior_logits(v).double()
+        softplus = torch.nn.functional.softplus
+        return (softplus(beta_next * logits) - softplus(beta_prev * logits)).sum(1)
 
     def transition(self, v, beta, generator):
         model = self.model
@@ -285,22 +310,23 @@ def annealed_importance_sampling(
         Number of intermediate distributions (ignored when ``betas`` is given).
     generator : torch.Generator, optional
     betas : torch.Tensor, optional
-        A custom schedule from 0 to 1.
+        A custom schedule, non-decreasing from exactly 0 to exactly 1; default
+        :func:`linear_schedule` with ``n_steps`` steps.
 
     Returns
     -------
     AISResult
     """
-    betas = geometric_schedule(n_steps) if betas is None else betas.double()
+    betas = linear_schedule(n_steps) if betas is None else _check_betas(betas)
     model = path.model
     with sampling_mode(model), torch.no_grad():
         x = path.sample_base(n_chains, generator)
         log_weights = torch.zeros(n_chains, dtype=torch.float64, device=x.device)
-        log_density = getattr(path, "log_density", None)
+        increment = getattr(path, "log_weight_increment", None)
         for t in range(1, len(betas)):
             b_prev, b_next = float(betas[t - 1]), float(betas[t])
-            if log_density is not None:  # the path is not a geometric average (GRBM)
-                log_weights += (log_density(x, b_next) - log_density(x, b_prev)).double()
+            if increment is not None:  # the path is not a geometric average (GRBM)
+                log_weights += increment(x, b_prev, b_next)
             else:
                 log_weights += (b_next - b_prev) * path.log_ratio(x).double()
             if t < len(betas) - 1:

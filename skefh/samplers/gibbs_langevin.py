@@ -73,6 +73,11 @@ class GibbsLangevinSettings:
             raise ValueError(
                 f"need n_gibbs >= 1 and n_langevin >= 0, got {self.n_gibbs} and {self.n_langevin}"
             )
+        if not (self.step_size > 0 and self.temperature >= 0 and self.energy_scale > 0):
+            raise ValueError(
+                "need step_size > 0, temperature >= 0 and energy_scale > 0, got "
+                f"{self.step_size}, {self.temperature} and {self.energy_scale}"
+            )
         if self.visible_step not in _VISIBLE_STEPS:
             raise ValueError(f"visible_step must be one of {_VISIBLE_STEPS}, got {self.visible_step!r}")
         if self.precision not in _PRECISIONS:

@@ -15,6 +15,7 @@ import math
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -103,7 +104,7 @@ def langevin(
         ``x``: final state; ``grad_norm``: mean over steps and chains of ||s dE/dx||;
         ``n_steps``.
     """
-    if isinstance(step_size, (int, float)):
+    if np.ndim(step_size) == 0:  # Python, numpy or 0-d tensor scalar
         if n_steps is None:
             raise ValueError("n_steps is required with a scalar step_size")
         steps = [float(step_size)] * n_steps

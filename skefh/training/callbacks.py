@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
+import torch
+
 __all__ = [
     "Callback",
     "ProgressBar",
@@ -194,7 +196,7 @@ class DivergenceMonitor(Callback):
             self._snapshot = copy.deepcopy(trainer.state_dict())
 
     def on_update_end(self, trainer, record):
-        reason = _divergence_reason(record, self.chain_limit)
+        reason = _agree_across_ranks(_divergence_reason(record, self.chain_limit))
         if reason is None:
             if self.on_divergence == "restore" and record["update"] % self.snapshot_every == 0:
                 self._snapshot = copy.deepcopy(trainer.state_dict())
@@ -219,6 +221,20 @@ class DivergenceMonitor(Callback):
         if self.advice:
             message += " " + self.advice
         raise DivergenceError(message, update=record["update"], reason=reason)
+
+
+def _agree_across_ranks(reason: Optional[str]) -> Optional[str]:
+    """In a distributed run every rank must act on a divergence together (restore, or raise),
+    or the others would wait forever in the next all-reduce, or their replicas drift apart."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return reason
+    flag = torch.tensor([0.0 if reason is None else 1.0])
+    if torch.distributed.get_backend() == "nccl":
+        flag = flag.cuda()
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    if reason is None and float(flag) > 0:
+        return "the chains diverged on another process"
+    return reason
 
 
 class Checkpoint(Callback):

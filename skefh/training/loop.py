@@ -238,7 +238,9 @@ class ContrastiveTrainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def _next_batch_indices(self, n_rows: int, batch_size: int) -> torch.Tensor:
-        if self._order is None or self._position + batch_size > len(self._order):
+        # A new epoch, or other data than the order was drawn for (``partial_fit`` on new rows).
+        stale = self._order is None or len(self._order) != n_rows
+        if stale or self._position + batch_size > len(self._order):
             self._order = torch.randperm(n_rows, generator=self.data_generator)
             self._position = 0
         idx = self._order[self._position : self._position + batch_size]
@@ -281,6 +283,7 @@ class ContrastiveTrainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state() if self.generator is not None else None,
+            "generator_device": self.generator.device.type if self.generator is not None else None,
             "data_generator": self.data_generator.get_state(),
             "order": self._order,
             "position": self._position,
@@ -292,9 +295,15 @@ class ContrastiveTrainer:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.generator is not None and state["generator"] is not None:
-            self.generator.set_state(state["generator"])
         self.data_generator.set_state(state["data_generator"])
+        if self.generator is not None and state["generator"] is not None:
+            if state.get("generator_device", self.generator.device.type) == self.generator.device.type:
+                self.generator.set_state(state["generator"])
+            else:
+                # CPU and CUDA generator states are not interchangeable (a run resumed on another
+                # device): continue with a stream derived deterministically from the saved state.
+                seed = int(torch.randint(2**62, (1,), generator=self.data_generator))
+                self.generator.manual_seed(seed)
         self._order = state["order"]
         self._position = int(state["position"])
         self.n_updates = int(state["n_updates"])
