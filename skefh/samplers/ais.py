@@ -119,43 +119,97 @@ def _log_mean_exp_with_se(log_weights: torch.Tensor) -> tuple[float, float, floa
     return float(log_mean), se, ess
 
 
-class _MALA:
-    """Metropolis-adjusted Langevin moves with a step size adapted to the acceptance rate."""
+class _GeometricPath:
+    """A path ``log f_beta(x) = log f_0(x) + beta r(x)`` with Metropolis-adjusted Langevin moves.
 
-    def __init__(self, step_size: float, target_acceptance: float = 0.6):
-        self.step_size = step_size
+    Subclasses give the base density (``_base_and_grad``: closed form, cheap) and ``log_ratio``
+    r(x) = log f_1(x) - log f_0(x) (a network evaluation). r and its input gradient are cached
+    at the chains' current states, so each move costs one network forward and backward pass (at
+    the proposal), and the weight increment ``(beta' - beta) r(x)`` reuses the same value.
+    The MALA step size is adapted towards ``target_acceptance`` as the run goes.
+    """
+
+    log_z0: float
+
+    def __init__(self, model, step_size: float, n_moves: int, target_acceptance: float = 0.6):
+        self.model = model
+        self.step_size = float(step_size)
+        self.n_moves = n_moves
         self.target = target_acceptance
-        self.accepted = 0.0
-        self.moves = 0
+        self._accepted = 0.0
+        self._moves = 0
+        self._cache = None  # (x, r(x), grad r(x)) for the tensor the chains are at
 
-    def __call__(self, log_density_and_grad, x, beta, generator, inside=None):
-        logp, grad = log_density_and_grad(x, beta)
+    def _base_and_grad(self, x):
+        raise NotImplementedError
+
+    def log_ratio(self, x):
+        raise NotImplementedError
+
+    def inside(self, x):
+        """Whether each proposal lies in the support (all of it, unless a subclass restricts)."""
+        return None
+
+    def _ratio_and_grad(self, x):
+        if self._cache is not None and self._cache[0] is x:
+            return self._cache[1], self._cache[2]
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            ratio = self.log_ratio(xg)
+            (grad,) = torch.autograd.grad(ratio.sum(), xg)
+        ratio = ratio.detach()
+        self._cache = (x, ratio, grad)
+        return ratio, grad
+
+    def log_weight_increment(self, x, beta_prev, beta_next):
+        ratio, _ = self._ratio_and_grad(x)
+        return (beta_next - beta_prev) * ratio.double()
+
+    def transition(self, x, beta, generator):
+        for _ in range(self.n_moves):
+            x = self._move(x, beta, generator)
+        return x
+
+    def _move(self, x, beta, generator):
+        ratio, ratio_grad = self._ratio_and_grad(x)
+        base, base_grad = self._base_and_grad(x)
+        logp, grad = base + beta * ratio, base_grad + beta * ratio_grad
         eps = self.step_size
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         proposal = x + eps * grad + math.sqrt(2 * eps) * noise
-        logp_new, grad_new = log_density_and_grad(proposal, beta)
+        ratio_new, ratio_grad_new = self._ratio_and_grad(proposal)
+        base_new, base_grad_new = self._base_and_grad(proposal)
+        logp_new, grad_new = base_new + beta * ratio_new, base_grad_new + beta * ratio_grad_new
         # log q(x | x') - log q(x' | x) for the Langevin proposal.
         fwd = (proposal - x - eps * grad).flatten(1).square().sum(1)
         bwd = (x - proposal - eps * grad_new).flatten(1).square().sum(1)
-        log_ratio = logp_new - logp + (fwd - bwd) / (4 * eps)
+        log_accept = logp_new - logp + (fwd - bwd) / (4 * eps)
+        inside = self.inside(proposal)
         if inside is not None:
-            log_ratio = torch.where(inside(proposal), log_ratio, torch.full_like(log_ratio, -math.inf))
-        u = torch.rand(log_ratio.shape, generator=generator, device=x.device, dtype=log_ratio.dtype)
-        accept = torch.log(u) < log_ratio
-        x = torch.where(accept.view(-1, *([1] * (x.dim() - 1))), proposal, x)
+            log_accept = torch.where(inside, log_accept, torch.full_like(log_accept, -math.inf))
+        u = torch.rand(log_accept.shape, generator=generator, device=x.device, dtype=log_accept.dtype)
+        accept = torch.log(u) < log_accept
+        rows = accept.view(-1, *([1] * (x.dim() - 1)))
+        x_next = torch.where(rows, proposal, x)
+        self._cache = (
+            x_next,
+            torch.where(accept, ratio_new, ratio),
+            torch.where(rows, ratio_grad_new, ratio_grad),
+        )
         rate = float(accept.float().mean())
-        self.accepted += rate
-        self.moves += 1
+        self._accepted += rate
+        self._moves += 1
         # Robbins-Monro-style nudging of the step towards the target acceptance rate.
         self.step_size *= math.exp(0.5 * (rate - self.target))
-        return x
+        return x_next
 
     @property
     def acceptance(self) -> float:
-        return self.accepted / max(self.moves, 1)
+        """Mean Metropolis acceptance rate of the moves so far."""
+        return self._accepted / max(self._moves, 1)
 
 
-class QuadraticBasePath:
+class QuadraticBasePath(_GeometricPath):
     """NN-EFH: from N(mu, tau I / 2) (the quadratic term alone) to exp(-F(x) / tau).
 
     Parameters
@@ -171,10 +225,8 @@ class QuadraticBasePath:
 
     def __init__(self, model: EnergyModel, temperature: float = 1.0, step_size: Optional[float] = None,
                  n_moves: int = 1):
-        self.model = model
         self.temperature = float(temperature)
-        self.mala = _MALA(step_size if step_size is not None else 0.01 * self.temperature)
-        self.n_moves = n_moves
+        super().__init__(model, step_size if step_size is not None else 0.01 * self.temperature, n_moves)
         self.dim = math.prod(model.input_shape)
         # the integral of exp(-||x - mu||^2 / tau)
         self.log_z0 = 0.5 * self.dim * math.log(math.pi * self.temperature)
@@ -188,25 +240,12 @@ class QuadraticBasePath:
         """log f_1(x) - log f_0(x) = sum softplus(eta(x)) / tau."""
         return torch.nn.functional.softplus(self.model.posterior_logits(x)).sum(1) / self.temperature
 
-    def _log_density_and_grad(self, x, beta):
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            quadratic = (x - self.model.mu).flatten(1).square().sum(1) / self.temperature
-            logp = -quadratic + beta * self.log_ratio(x)
-            (grad,) = torch.autograd.grad(logp.sum(), x)
-        return logp.detach(), grad
-
-    def transition(self, x, beta, generator):
-        for _ in range(self.n_moves):
-            x = self.mala(self._log_density_and_grad, x, beta, generator)
-        return x
-
-    @property
-    def acceptance(self):
-        return self.mala.acceptance
+    def _base_and_grad(self, x):
+        diff = x - self.model.mu.detach()
+        return -diff.flatten(1).square().sum(1) / self.temperature, -2.0 * diff / self.temperature
 
 
-class BoxPath:
+class BoxPath(_GeometricPath):
     """EBM: from the uniform density on a box to exp(-scale * E(x)) restricted to that box.
 
     Parameters
@@ -221,11 +260,11 @@ class BoxPath:
     """
 
     def __init__(self, model, low, high, scale: float, step_size: float = 0.01, n_moves: int = 1):
-        self.model = model
+        if not bool(torch.all(high > low)):
+            raise ValueError("the box must have positive width in every dimension")
+        super().__init__(model, step_size, n_moves)
         self.low, self.high = low, high
         self.scale = float(scale)
-        self.mala = _MALA(step_size)
-        self.n_moves = n_moves
         self.log_z0 = float(torch.log(high - low).sum())
 
     def sample_base(self, n, generator):
@@ -238,21 +277,8 @@ class BoxPath:
     def log_ratio(self, x):
         return -self.scale * self.model.energy(x)
 
-    def _log_density_and_grad(self, x, beta):
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            logp = beta * self.log_ratio(x)
-            (grad,) = torch.autograd.grad(logp.sum(), x)
-        return logp.detach(), grad
-
-    def transition(self, x, beta, generator):
-        for _ in range(self.n_moves):
-            x = self.mala(self._log_density_and_grad, x, beta, generator, inside=self.inside)
-        return x
-
-    @property
-    def acceptance(self):
-        return self.mala.acceptance
+    def _base_and_grad(self, x):
+        return torch.zeros(x.shape[0], device=x.device, dtype=x.dtype), torch.zeros_like(x)
 
 
 class GRBMPath:
@@ -322,13 +348,9 @@ def annealed_importance_sampling(
     with sampling_mode(model), torch.no_grad():
         x = path.sample_base(n_chains, generator)
         log_weights = torch.zeros(n_chains, dtype=torch.float64, device=x.device)
-        increment = getattr(path, "log_weight_increment", None)
         for t in range(1, len(betas)):
             b_prev, b_next = float(betas[t - 1]), float(betas[t])
-            if increment is not None:  # the path is not a geometric average (GRBM)
-                log_weights += increment(x, b_prev, b_next)
-            else:
-                log_weights += (b_next - b_prev) * path.log_ratio(x).double()
+            log_weights += path.log_weight_increment(x, b_prev, b_next)
             if t < len(betas) - 1:
                 x = path.transition(x, b_next, generator)
     log_mean, se, ess = _log_mean_exp_with_se(log_weights)
