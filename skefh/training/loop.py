@@ -218,17 +218,20 @@ class ContrastiveTrainer:
         if finite:  # never write a non-finite step into the parameters
             self.optimizer.step()
         self.n_updates += 1
+        # Every diagnostic in one device-to-host transfer (one synchronisation on a GPU).
+        nan = torch.tensor(float("nan"), device=loss.device, dtype=torch.float64)
+        mean_pos, mean_neg = e_pos.detach().mean(), e_neg.detach().mean()
+        values = torch.stack([
+            loss.detach().double(), mean_pos.double(), mean_neg.double(), (mean_pos - mean_neg).double(),
+            grad_norm.double(), torch.as_tensor(negatives.get("grad_norm", nan), device=loss.device).double(),
+            negatives["x"].min().double(), negatives["x"].max().double(),
+            probs.mean().double() if probs is not None else nan,
+        ]).tolist()
+        keys = ("loss", "energy_data", "energy_samples", "energy_gap", "grad_norm", "langevin_grad_norm",
+                "chain_min", "chain_max", "posterior_data")
         record = {
             "update": self.n_updates,
-            "loss": float(loss.detach()),
-            "energy_data": float(e_pos.detach().mean()),
-            "energy_samples": float(e_neg.detach().mean()),
-            "energy_gap": float(e_pos.detach().mean() - e_neg.detach().mean()),
-            "grad_norm": float(grad_norm),
-            "langevin_grad_norm": float(negatives.get("grad_norm", float("nan"))),
-            "chain_min": float(negatives["x"].min()),
-            "chain_max": float(negatives["x"].max()),
-            "posterior_data": float(probs.mean()) if probs is not None else float("nan"),
+            **dict(zip(keys, values)),
             "lr": lr,
             "skipped": not finite,
             "seconds": time.perf_counter() - start,
