@@ -158,6 +158,17 @@ def test_partial_fit_continues_training():
     assert len(est.history_) == 2 * first
 
 
+def test_partial_fit_after_a_pickle_round_trip_continues_identically():
+    est = NNEFH(**{**SMALL, "log_partition": None}).fit(X)
+    blob = pickle.dumps(est)
+    copy = pickle.loads(blob)
+    assert copy._trainer_state["model"] is None  # the weights are stored once, in module_
+    est.partial_fit(X)
+    copy.partial_fit(X)
+    for a, b in zip(est.module_.state_dict().values(), copy.module_.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_partial_fit_on_batches_of_other_sizes_uses_each_batch():
     """The shuffle order of one call must not be reused on the rows of the next."""
     est = NNEFH(**{**SMALL, "batch_size": 8})

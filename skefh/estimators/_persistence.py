@@ -85,7 +85,8 @@ class PersistenceMixin:
             state["module_"] = copy.deepcopy(state["module_"]).cpu()
             state["device_"] = "cpu"
         if state.get("_trainer_state") is not None:
-            state["_trainer_state"] = _to_cpu(state["_trainer_state"])
+            # The weights are already in module_: do not store them twice.
+            state["_trainer_state"] = _to_cpu({**state["_trainer_state"], "model": None})
         return state
 
     def __setstate__(self, state):

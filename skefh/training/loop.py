@@ -296,7 +296,10 @@ class ContrastiveTrainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        """Restore :meth:`state_dict`; ``state["model"]`` may be None when the model already holds
+        the weights (an unpickled estimator)."""
+        if state["model"] is not None:
+            self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.data_generator.set_state(state["data_generator"])
         if self.generator is not None and state["generator"] is not None:
