@@ -55,7 +55,8 @@ class NNEFH(BaseEnergyEstimator):
     activation : {"leaky_relu", "swish"}, default="leaky_relu"
         Non-linearity of U (LeakyReLU with slope 0.05 in the reference).
     spectral_norm : bool, default=False
-        Spectral normalisation of U's layers (a stabiliser).
+        Spectral normalisation of U's convolutions and dense layers (a stabiliser; see
+        :func:`skefh.nn.build_statistics_net` for what it leaves out).
     gibbs_steps : int, default=5
         M, Gibbs rounds per model sample.
     langevin_steps : int, default=60

@@ -219,8 +219,11 @@ def build_statistics_net(
     n_filters, attention, activation, negative_slope
         Passed to :class:`ConvStatistics` / :class:`MLPStatistics`.
     spectral_norm : bool, default=False
-        Wrap every convolution and dense layer in spectral normalisation (Miyato et al.
-        2018), bounding the network's Lipschitz constant.
+        Wrap the convolutions and dense layers in spectral normalisation (Miyato et al.
+        2018). The attention blocks' zero-initialised output projections are left out (the
+        spectral norm of a zero matrix cannot be normalised), and attention itself is not
+        Lipschitz-bounded, so with ``attention=True`` this bounds the convolutional and dense
+        layers, not the whole network.
 
     Returns
     -------
