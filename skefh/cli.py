@@ -71,6 +71,7 @@ class SampleSnapshots(Callback):
 def cmd_train(args) -> int:
     from .datasets import load_dataset
     from .presets import make_estimator
+    from .training.checkpoint import load_checkpoint
 
     run = Path(args.out)
     device = _init_distributed()
@@ -96,8 +97,19 @@ def cmd_train(args) -> int:
     if is_main:
         callbacks = [HistoryWriter(run / HISTORY), SampleSnapshots(est, run, args.sample_every, data.image_shape)]
     est.set_params(callbacks=callbacks)
+    checkpoint = run / CHECKPOINT
+    if is_main and checkpoint.exists():
+        done = load_checkpoint(checkpoint)["trainer"]["n_updates"]
+        print(f"resuming from the checkpoint at update {done} ({checkpoint})", flush=True)
     start = time.perf_counter()
-    est.fit(data.X_train)
+    try:
+        est.fit(data.X_train)
+    except KeyboardInterrupt:
+        if is_main:
+            where = (f"the checkpoint holds update {load_checkpoint(checkpoint)['trainer']['n_updates']}"
+                     if checkpoint.exists() else "no checkpoint was written yet")
+            print(f"\ninterrupted; {where}. Run the same command again to resume.", file=sys.stderr)
+        return 130
     if is_main:
         _write_samples(est, run / "samples.png", data.image_shape, 64, args.seed)
         print(f"trained {est.n_iter_} updates in {time.perf_counter() - start:.1f} s; run directory {run}")

@@ -134,6 +134,20 @@ def test_divergence_restore_lowers_the_learning_rate_and_finishes():
     assert events and events[0]["lr_scale"] == 0.5
 
 
+def test_cli_train_interrupted_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    common = ["train", "--model", "grbm", "--dataset", "digits", "--out", str(run), "--checkpoint-every", "2",
+              "--set", "n_components=4", "--set", "log_partition=None"]
+    assert cli_main(common + ["--max-iter", "2"]) == 0
+
+    def interrupted_fit(self, X, y=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GRBM, "fit", interrupted_fit)
+    assert cli_main(common + ["--max-iter", "4"]) == 130
+    assert "the checkpoint holds update 2. Run the same command again to resume." in capsys.readouterr().err
+
+
 def test_cli_train_resume_sample_evaluate(tmp_path, capsys):
     run = tmp_path / "run"
     common = ["train", "--model", "nnefh", "--dataset", "digits", "--out", str(run), "--checkpoint-every", "2",
@@ -143,7 +157,9 @@ def test_cli_train_resume_sample_evaluate(tmp_path, capsys):
     assert (run / "checkpoint.pt").exists() and (run / "samples.png").exists()
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "nnefh" and config["params"]["n_filters"] == 4
+    capsys.readouterr()
     assert cli_main(common + ["--max-iter", "5"]) == 0  # resumes: two more updates
+    assert "resuming from the checkpoint at update 3" in capsys.readouterr().out
     lines = (run / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["update"] for line in lines] == [1, 2, 3, 4, 5]
     assert cli_main(["sample", str(run), "-n", "8", "--from-data", "--npy", str(tmp_path / "s.npy")]) == 0
