@@ -72,7 +72,8 @@ class ProgressBar(Callback):
     Parameters
     ----------
     total : int
-        Number of updates this fit will run.
+        Number of updates this fit will run; the bar counts from the trainer's update count
+        (a resumed fit shows ``done/done+total``).
     verbose : int, default=1
         1: the bar; 2: the bar plus a log line every ``log_every`` updates.
     log_every : int, default=100
@@ -92,7 +93,8 @@ class ProgressBar(Callback):
         from tqdm.auto import tqdm
 
         self._bar = tqdm(
-            total=self.total,
+            total=trainer.n_updates + self.total,
+            initial=trainer.n_updates,
             desc=self.desc,
             unit="upd",
             file=self.file if self.file is not None else sys.stderr,
