@@ -346,20 +346,6 @@ class BaseEnergyEstimator(
             parts = [module.free_energy(x).cpu().numpy() for x in self._chunks(working)]
         return np.concatenate(parts)
 
-    def score(self, X, y=None):
-        """Mean of :meth:`score_samples` over the rows of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : Ignored
-
-        Returns
-        -------
-        float
-        """
-        return float(np.mean(self.score_samples(X)))
-
     def sample(self, n_samples=1, X=None, random_state=None):
         """Generate samples with the training sampler's settings.
 

@@ -135,6 +135,20 @@ class LikelihoodMixin:
         """log f(w(x)) in working units: ``-F / tau``."""
         return -self.free_energy(X) / self._score_temperature()
 
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples` over the rows of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        float
+        """
+        return float(np.mean(self.score_samples(X)))
+
     def score_samples(self, X):
         """Log-density of each row of ``X``, in the units of ``X``.
 
