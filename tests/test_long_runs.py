@@ -168,3 +168,12 @@ def test_cli_train_resume_sample_evaluate(tmp_path, capsys):
     assert cli_main(["evaluate", str(run), "--probe-size", "300", "--n-samples", "100"]) == 0
     report = json.loads((run / "evaluation.json").read_text())
     assert 0.1 < report["probe_pixels"] <= 1.0 and "probe_U" in report and "frechet_pixels" in report
+
+
+def test_a_resumed_fit_counts_its_progress_from_the_checkpoint(tmp_path, capsys):
+    path = tmp_path / "ckpt.pt"
+    NNEFH(max_iter=2, checkpoint_path=path, **TINY).fit(X)
+    capsys.readouterr()
+    NNEFH(max_iter=4, checkpoint_path=path, **{**TINY, "verbose": 1}).fit(X)
+    err = capsys.readouterr().err
+    assert "2/4" in err and "4/4" in err
