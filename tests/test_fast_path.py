@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_sampler import NaiveNNEFH, copy_weights, naive_langevin  # noqa: E402
+from bench_sampler import ABLATION, AblationNet, NaiveNNEFH, ablation_drift, copy_weights, naive_langevin  # noqa: E402
 
 from skefh.nn import ConvStatistics, NNEFHEnergy  # noqa: E402
 from skefh.samplers import langevin, sampling_mode  # noqa: E402
@@ -48,3 +48,22 @@ def test_fast_langevin_chain_equals_the_baseline_chain():
         fast = langevin(model.conditional_grad(z), x0, step_size=1.0, n_steps=5, temperature=5e-5,
                         energy_scale=1 / 4, generator=noise_generator)["x"]
     torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
+
+
+def test_every_ablation_variant_computes_the_library_gradient():
+    """``bench_sampler.py --ablation`` times the baseline with the library's changes added one by
+    one; every variant must compute the same drift, or the timings compare different functions."""
+    for shape in [(1, 28, 28), (3, 16, 16)]:  # 28 -> 14 -> 7: the odd third stage is trimmed
+        model, naive = _pair(shape)
+        x = torch.randn(5, *shape)
+        z = torch.bernoulli(torch.full((5, 16), 0.5))
+        with sampling_mode(model):
+            expected = model.conditional_grad(z)(x)
+        flags = {}
+        for name, change in ABLATION:
+            flags.update(change)
+            net = AblationNet(naive, **{k: flags.get(k, False) for k in ("sdpa", "pool_first", "trim")})
+            fmt = torch.channels_last if flags.get("channels_last") else torch.contiguous_format
+            drift = ablation_drift(naive.to(memory_format=fmt), net, z, hoist=flags.get("hoist", False))
+            got = drift(x.contiguous(memory_format=fmt))
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")

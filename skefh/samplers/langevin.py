@@ -29,9 +29,11 @@ __all__ = ["langevin", "sampling_mode", "step_schedule"]
 def sampling_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Freeze ``model`` for sampling and restore it afterwards.
 
-    Parameters stop requiring gradients (so no work is spent on parameter gradients while
-    differentiating w.r.t. x), the module is put in eval mode, and parametrised weights (spectral
-    normalisation) are computed once for the whole chain instead of at every step.
+    Parameters stop requiring gradients (the graph built at every Langevin step has no parameter
+    edges, and nothing can accumulate into their ``.grad``; ``torch.autograd.grad(E, x)`` alone
+    would already skip the weight gradients, so this is about safety, not speed), the module is
+    put in eval mode, and parametrised weights (spectral normalisation) are computed once for the
+    whole chain instead of at every step.
     """
     flags = [p.requires_grad for p in model.parameters()]
     was_training = model.training
