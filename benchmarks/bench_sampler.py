@@ -141,6 +141,17 @@ def library_model(shape, device, nf=128):
     return model.to(device).to(memory_format=torch.channels_last)
 
 
+def paired_models_and_chain(shape, device):
+    """The library's model, the baseline with the same weights, a chain state x and a latent z."""
+    model = library_model(shape, device)
+    naive = NaiveNNEFH(shape).to(device)
+    copy_weights(model, naive)
+    gen = torch.Generator(device=device).manual_seed(0)
+    x = torch.randn(BATCH, *shape, device=device, generator=gen)
+    z = torch.bernoulli(torch.full((BATCH, 2048), 0.5, device=device), generator=gen)
+    return model, naive, x, z
+
+
 def library_langevin(model, x, z, n_steps, precision="float32"):
     with sampling_mode(model), torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bfloat16"):
         return langevin(model.conditional_grad(z), x, step_size=EPS, n_steps=n_steps,
@@ -212,12 +223,7 @@ def ablation_drift(naive, net, z, hoist):
 
 def bench_ablation(shape, device, n_steps, repeats):
     """Langevin steps/s as the library's changes are added to the baseline one by one."""
-    model = library_model(shape, device)
-    naive = NaiveNNEFH(shape).to(device)
-    copy_weights(model, naive)
-    gen = torch.Generator(device=device).manual_seed(0)
-    x0 = torch.randn(BATCH, *shape, device=device, generator=gen)
-    z = torch.bernoulli(torch.full((BATCH, 2048), 0.5, device=device), generator=gen)
+    model, naive, x0, z = paired_models_and_chain(shape, device)
     reference = ablation_drift(naive, naive.net, z, hoist=False)(x0)
     flags, rows = {}, []
     for name, change in ABLATION:
@@ -329,12 +335,7 @@ def check_same_gradients(model, naive, x, z):
 
 
 def bench_langevin(shape, device, n_steps, repeats, with_bf16=True):
-    model = library_model(shape, device)
-    naive = NaiveNNEFH(shape).to(device)
-    copy_weights(model, naive)
-    gen = torch.Generator(device=device).manual_seed(0)
-    x = torch.randn(BATCH, *shape, device=device, generator=gen)
-    z = torch.bernoulli(torch.full((BATCH, 2048), 0.5, device=device), generator=gen)
+    model, naive, x, z = paired_models_and_chain(shape, device)
     result = {"shape": list(shape), "batch": BATCH, "gradient_rel_error": check_same_gradients(model, naive, x, z)}
     t_naive = timed(lambda: naive_langevin(naive, x, z, n_steps), device, repeats) / n_steps
     t_lib = timed(lambda: library_langevin(model, x, z, n_steps), device, repeats) / n_steps
