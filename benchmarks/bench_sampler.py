@@ -158,147 +158,6 @@ def library_langevin(model, x, z, n_steps, precision="float32"):
                         temperature=TEMPERATURE, energy_scale=1.0 / x.shape[0])["x"]
 
 
-# -- ablation: the library's changes to the baseline, switched on one at a time -----------------
-ABLATION = (
-    ("baseline", {}),
-    ("+ parameters frozen", {"frozen": True}),
-    ("+ W^T z once per round", {"hoist": True}),
-    ("+ scaled_dot_product_attention", {"sdpa": True}),
-    ("+ pool before activation", {"pool_first": True}),
-    ("+ odd-size trim", {"trim": True}),
-    ("+ channels-last", {"channels_last": True}),
-)
-
-
-class AblationNet(nn.Module):
-    """The baseline's network and weights, with the library's changes switched on by flags."""
-
-    def __init__(self, naive: NaiveNNEFH, sdpa=False, pool_first=False, trim=False):
-        super().__init__()
-        self.net, self.sdpa, self.pool_first, self.trim = naive.net, sdpa, pool_first, trim
-
-    def attention(self, block, x):
-        b, c, h, w = x.shape
-        q = block.theta(x).flatten(2).transpose(1, 2)
-        k = F.max_pool2d(block.phi(x), 2).flatten(2).transpose(1, 2)
-        v = F.max_pool2d(block.g(x), 2).flatten(2).transpose(1, 2)
-        if self.sdpa:
-            y = F.scaled_dot_product_attention(q, k, v, scale=1.0)
-        else:
-            y = torch.bmm(F.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1), v)
-        return block.W(y.transpose(1, 2).reshape(b, c // 2, h, w)) + x
-
-    def stage(self, conv, x):
-        h, w = x.shape[-2:]
-        if self.trim and (h % 2 or w % 2):
-            x = F.conv2d(F.pad(x, (1, 1 - w % 2, 1, 1 - h % 2)), conv.weight, conv.bias)
-        else:
-            x = conv(x)
-        if self.pool_first:
-            return F.leaky_relu(F.max_pool2d(x, 2), 0.05)
-        return F.max_pool2d(F.leaky_relu(x, 0.05), 2)
-
-    def forward(self, x):
-        n = self.net
-        x = self.attention(n.nl1, self.stage(n.conv1, x))
-        x = self.attention(n.nl2, self.stage(n.conv2, x))
-        return F.leaky_relu(n.fc(self.stage(n.conv3, x).flatten(1)), 0.05)
-
-
-def ablation_drift(naive, net, z, hoist):
-    """dE/dx of the baseline's energy, through ``net``; with ``hoist`` W^T z is formed once."""
-    mu = naive.mu.detach()
-    direction = (z @ naive.W.weight).detach()
-
-    def drift(x):
-        x = x.detach().requires_grad_(True)
-        if hoist:
-            (g,) = torch.autograd.grad(net(x), x, grad_outputs=direction)
-            return 2 * (x.detach() - mu) - g
-        energy = ((x - naive.mu) ** 2).sum(dim=(1, 2, 3)) - (naive.W(net(x)) * z).sum(1)
-        return torch.autograd.grad(energy.sum(), x)[0]
-
-    return drift
-
-
-def bench_ablation(shape, device, n_steps, repeats):
-    """Langevin steps/s as the library's changes are added to the baseline one by one."""
-    model, naive, x0, z = paired_models_and_chain(shape, device)
-    reference = ablation_drift(naive, naive.net, z, hoist=False)(x0)
-    flags, rows = {}, []
-    for name, change in ABLATION:
-        flags.update(change)
-        net = AblationNet(naive, **{k: flags.get(k, False) for k in ("sdpa", "pool_first", "trim")})
-        fmt = torch.channels_last if flags.get("channels_last") else torch.contiguous_format
-        naive.to(memory_format=fmt)
-        x = x0.contiguous(memory_format=fmt)
-        for p in naive.parameters():
-            p.requires_grad_(not flags.get("frozen", False))
-        drift = ablation_drift(naive, net, z, hoist=flags.get("hoist", False))
-        err = float((drift(x) - reference).abs().max() / reference.abs().max())
-        if err > 1e-3:
-            raise RuntimeError(f"ablation step {name!r} changed the energy gradient (relative error {err:.1e})")
-
-        def chain():
-            xt = x
-            for _ in range(n_steps):
-                xt = xt - (EPS / BATCH) * drift(xt) + math.sqrt(2 * EPS * TEMPERATURE) * torch.randn_like(xt)
-            return xt
-
-        steps = n_steps / timed(chain, device, repeats)
-        rows.append({"variant": name, "steps_per_s": steps, "gradient_rel_error": err})
-    for p in naive.parameters():
-        p.requires_grad_(True)
-    t_lib = timed(lambda: library_langevin(model, x0, z, n_steps), device, repeats) / n_steps
-    rows.append({"variant": "library", "steps_per_s": 1 / t_lib, "gradient_rel_error": None})
-    base = rows[0]["steps_per_s"]
-    for row in rows:
-        row["speedup"] = row["steps_per_s"] / base
-    return rows
-
-
-def conv_gflop_per_s(repeats=5):
-    """The rate of the network's largest convolution alone (128 -> 256 channels, 3x3, 14x14, batch
-    64, channels-last, forward only, no autograd): a practical ceiling for a whole Langevin step."""
-    x = torch.randn(BATCH, 128, 14, 14).contiguous(memory_format=torch.channels_last)
-    conv = nn.Conv2d(128, 256, 3, padding=1).to(memory_format=torch.channels_last)
-    flop = 2 * BATCH * 14 * 14 * 256 * 128 * 9
-    with torch.no_grad():
-        return flop / timed(lambda: conv(x), torch.device("cpu"), repeats) / 1e9
-
-
-def profile_langevin(shape, n_steps):
-    """Where a library Langevin step spends its time, per operator and input shape."""
-    from torch.profiler import ProfilerActivity, profile
-
-    model = library_model(shape, torch.device("cpu"))
-    x = torch.randn(BATCH, *shape)
-    z = torch.bernoulli(torch.full((BATCH, 2048), 0.5))
-    library_langevin(model, x, z, 2)
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        library_langevin(model, x, z, n_steps)
-    events = prof.key_averages(group_by_input_shape=True)
-    total = sum(e.self_cpu_time_total for e in events)
-    print(f"{total / n_steps / 1e3:.1f} ms of operator time per step; the largest:")
-    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:15]:
-        share = e.self_cpu_time_total / total
-        print(f"  {100 * share:5.1f} %  {e.key:38s} {str(e.input_shapes[:2])[:70]}")
-
-
-def forward_gflop(shape):
-    """Forward-pass GFLOP of the library's and the baseline's networks on one batch."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model, naive = library_model(shape, torch.device("cpu")), NaiveNNEFH(shape)
-    x = torch.randn(BATCH, *shape)
-    counts = {}
-    for name, fn in (("library", lambda: model.statistics(x)), ("baseline", lambda: naive.W(naive.net(x)))):
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            fn()
-        counts[name] = counter.get_total_flops() / 1e9
-    return counts
-
-
 # -- measurement helpers ---------------------------------------------------------------------------
 def sync(device):
     if device.type == "cuda":
@@ -437,9 +296,13 @@ def main(argv=None):
         "cpu_threads": torch.get_num_threads(), "quick": args.quick, "results": {},
     }
     if args.profile:
+        from sampler_ablation import profile_langevin
+
         profile_langevin((1, 28, 28), n_steps=4)
         return 0
     if args.ablation:
+        from sampler_ablation import bench_ablation, conv_gflop_per_s, forward_gflop
+
         for shape in [(1, 28, 28), (3, 32, 32)]:
             key = "x".join(map(str, shape))
             rows = bench_ablation(shape, torch.device("cpu"), n_steps=3, repeats=5)

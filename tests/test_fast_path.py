@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_sampler import ABLATION, AblationNet, NaiveNNEFH, ablation_drift, copy_weights, naive_langevin  # noqa: E402
+from bench_sampler import NaiveNNEFH, copy_weights, naive_langevin  # noqa: E402
+from sampler_ablation import ABLATION, AblationNet, ablation_drift  # noqa: E402
 
 from skefh.nn import ConvStatistics, NNEFHEnergy  # noqa: E402
 from skefh.samplers import langevin, sampling_mode  # noqa: E402
