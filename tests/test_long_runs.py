@@ -27,9 +27,12 @@ class Interrupt(Callback):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("cls", [NNEFH, EBM, GRBM])
-def test_interrupted_and_resumed_fit_is_bit_identical(cls, tmp_path):
-    params = {k: v for k, v in TINY.items() if k in cls().get_params()}
+@pytest.mark.parametrize(
+    "cls, extra",
+    [(NNEFH, {}), (EBM, {}), (GRBM, {}), (NNEFH, {"replay_buffer": 40}), (EBM, {"replay_buffer": 40})],
+)
+def test_interrupted_and_resumed_fit_is_bit_identical(cls, extra, tmp_path):
+    params = {**{k: v for k, v in TINY.items() if k in cls().get_params()}, **extra}
     straight = cls(max_iter=9, **params).fit(X)
 
     path = tmp_path / "ckpt.pt"

@@ -28,6 +28,11 @@ def runs():
     return unstable.history_, default.history_
 
 
+@pytest.fixture(scope="module")
+def replay_run():
+    return NNEFH(**FAST_DRIFT, replay_buffer=500).fit(X).history_
+
+
 def test_the_paper_recipe_shows_the_drift_signature(runs):
     history, _ = runs
     # The data energy runs away, the posterior saturates, the landscape steepens.
@@ -44,3 +49,13 @@ def test_the_energy_penalty_holds_energies_and_chains(runs):
     assert _window(history, "posterior_data", 125, 150) < 0.99
     assert _window(history, "langevin_grad_norm", 125, 150) < 1.5 * _window(history, "langevin_grad_norm", 0, 25)
     assert _chain_extent(history, 125, 150) < 1.5 * _chain_extent(history, 0, 25)
+
+
+def test_a_replay_buffer_closes_the_gap_the_penalty_pins(runs, replay_run):
+    """Chains restarted from noise stay distinguishable from data, so the gap heads for the
+    penalty's -1/energy_l2; chains continued from a buffer reach the data's energy."""
+    _, fresh = runs
+    limit = 1 / NNEFH().energy_l2
+    assert _window(fresh, "energy_gap", 125, 150) < -0.4 * limit
+    assert abs(_window(replay_run, "energy_gap", 125, 150)) < 0.1 * limit
+    assert _window(replay_run, "posterior_data", 125, 150) < 0.99

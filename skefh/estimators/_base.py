@@ -23,10 +23,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..nn.base import compiled
 from ..samplers import (
     GibbsLangevinSettings,
+    ReplayBuffer,
+    TrainingSampler,
     sample_from_data,
     sample_from_noise,
     sampling_mode,
-    training_negatives,
 )
 from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, ProgressBar
 from ._likelihood import LikelihoodMixin
@@ -63,6 +64,8 @@ class BaseEnergyEstimator(
         "data_noise": [Interval(Real, 0, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "energy_l2": [Interval(Real, 0, None, closed="left")],
+        "replay_buffer": [Interval(Integral, 0, None, closed="left")],
+        "replay_reinit": [Interval(Real, 0, 1, closed="both")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
@@ -202,14 +205,14 @@ class BaseEnergyEstimator(
         return callbacks
 
     def _make_trainer(self, total_updates: int, n_updates: int, lr_schedule: str) -> ContrastiveTrainer:
-        settings = self._sampler_settings()
-        keep = self._negative_samples
-        data_fraction = self._negative_data_fraction()
-
-        def negative_sampler(model, x_pos, generator):
-            return training_negatives(
-                model, x_pos, settings, data_fraction=data_fraction, generator=generator, keep=keep
-            )
+        capacity = getattr(self, "replay_buffer", 0)  # the GRBM has no buffer
+        buffer = ReplayBuffer(capacity, getattr(self, "replay_reinit", 0.05)) if capacity > 0 else None
+        negative_sampler = TrainingSampler(
+            self._sampler_settings(),
+            data_fraction=self._negative_data_fraction(),
+            keep=self._negative_samples,
+            buffer=buffer,
+        )
 
         from ..training.distributed import distributed_context
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +149,12 @@ class PersistenceMixin:
                 f"checkpoint {str(path)!r} holds a {state.get('estimator')} model, not a "
                 f"{type(self).__name__}"
             )
-        ours, theirs = self._comparable_params(), state.get("comparable_params", {})
+        ours, theirs = self._comparable_params(), dict(state.get("comparable_params", {}))
+        # A parameter added after the checkpoint was written ran at its default then.
+        signature = inspect.signature(type(self).__init__).parameters
+        for k in set(ours) - set(theirs):
+            if k in signature and signature[k].default is not inspect.Parameter.empty:
+                theirs[k] = _plain_params({k: signature[k].default})[k]
         changed = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
         if changed:
             detail = ", ".join(f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}" for k in changed)

@@ -21,7 +21,8 @@ class EBM(BaseEnergyEstimator):
 
     The paper's baseline: the same sufficient-statistics network as :class:`NNEFH`, read out
     by a learned vector instead of a latent layer. Each update starts ``batch_size`` chains
-    from N(0, I) (non-persistent) and runs ``langevin_steps`` Langevin steps.
+    from N(0, I) (non-persistent; see ``replay_buffer``) and runs ``langevin_steps`` Langevin
+    steps.
 
     Parameters
     ----------
@@ -42,6 +43,10 @@ class EBM(BaseEnergyEstimator):
     energy_scale : "batch" or float, default=1.0
         Factor on the energy in the Langevin drift; 1.0 (the gradient of the summed energy)
         follows the first author's EBM code.
+    replay_buffer : int, default=0
+        Size of a replay buffer of past chain states; 0 (the paper's recipe) restarts every
+        chain from noise at every update. As in :class:`NNEFH`.
+    replay_reinit : float, default=0.05
     sampler_precision : {"float32", "bfloat16"}, default="float32"
     compile : bool or {"default", "reduce-overhead", "max-autotune"}, default=False
         As in :class:`NNEFH`.
@@ -138,6 +143,8 @@ class EBM(BaseEnergyEstimator):
         step_size=1.0,
         temperature=5e-5,
         energy_scale=1.0,
+        replay_buffer=0,
+        replay_reinit=0.05,
         sampler_precision="float32",
         compile=False,
         batch_size=64,
@@ -173,6 +180,8 @@ class EBM(BaseEnergyEstimator):
         self.step_size = step_size
         self.temperature = temperature
         self.energy_scale = energy_scale
+        self.replay_buffer = replay_buffer
+        self.replay_reinit = replay_reinit
         self.sampler_precision = sampler_precision
         self.compile = compile
         self.batch_size = batch_size

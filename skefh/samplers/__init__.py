@@ -8,6 +8,7 @@ from .gibbs_langevin import (
     training_negatives,
 )
 from .langevin import langevin, sampling_mode, step_schedule
+from .replay import ReplayBuffer, TrainingSampler
 
 __all__ = [
     "GibbsLangevinSettings",
@@ -15,6 +16,8 @@ __all__ = [
     "sample_from_data",
     "sample_from_noise",
     "training_negatives",
+    "ReplayBuffer",
+    "TrainingSampler",
     "langevin",
     "sampling_mode",
     "step_schedule",

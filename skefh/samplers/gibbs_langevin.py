@@ -249,6 +249,7 @@ def training_negatives(
     settings: GibbsLangevinSettings,
     *,
     data_fraction: float = 0.0,
+    x_init: Optional[torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
     keep: str = "last",
 ) -> dict:
@@ -266,6 +267,9 @@ def training_negatives(
         The positive batch; ``B`` chains are drawn.
     settings : GibbsLangevinSettings
     data_fraction : float, default=0.0
+    x_init : torch.Tensor of shape (B, ...), optional
+        Where the visible chains start (a replay buffer's states); fresh N(0, I) noise when
+        None, as in Algorithm 1.
     generator : torch.Generator, optional
     keep : {"last", "all"}
 
@@ -276,7 +280,15 @@ def training_negatives(
     """
     n = x_pos.shape[0]
     n_data = int(round(data_fraction * n)) if model.has_latent else 0
-    x0 = _noise_like_inputs(model, n, x_pos.device, generator)
+    if x_init is None:
+        x0 = _noise_like_inputs(model, n, x_pos.device, generator)
+    elif x_init.shape != (n, *model.input_shape):
+        raise ValueError(
+            f"x_init must have shape {(n, *model.input_shape)} (one chain per positive), "
+            f"got {tuple(x_init.shape)}"
+        )
+    else:
+        x0 = x_init.detach()
     z0 = None
     if n_data > 0:
         with sampling_mode(model), torch.no_grad():

@@ -76,7 +76,9 @@ class ContrastiveTrainer:
     negative_sampler : callable
         ``negative_sampler(model, x_pos, generator)`` draws ``len(x_pos)`` model samples (see
         :data:`NegativeSampler`). When its result has ``xs``, every round is used as a negative
-        sample (the GRBM reference's averaged negative statistics).
+        sample (the GRBM reference's averaged negative statistics). A sampler with state of its
+        own (a replay buffer) exposes ``state_dict``/``load_state_dict``, and the trainer's
+        state carries it.
     optimizer : torch.optim.Optimizer
     generator : torch.Generator
         Randomness for data noise, positive latents and the sampler (on the model's device).
@@ -293,7 +295,12 @@ class ContrastiveTrainer:
             "n_updates": self.n_updates,
             "lr_scale": self.lr_scale,
             "history": list(self.history),
+            "sampler": self._sampler_state(),
         }
+
+    def _sampler_state(self):
+        state_dict = getattr(self.negative_sampler, "state_dict", None)
+        return state_dict() if state_dict is not None else None
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`; ``state["model"]`` may be None when the model already holds
@@ -315,3 +322,6 @@ class ContrastiveTrainer:
         self.n_updates = int(state["n_updates"])
         self.lr_scale = float(state["lr_scale"])
         self.history = list(state["history"])
+        sampler_state = state.get("sampler")  # absent from checkpoints of earlier versions
+        if sampler_state is not None and hasattr(self.negative_sampler, "load_state_dict"):
+            self.negative_sampler.load_state_dict(sampler_state)

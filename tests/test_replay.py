@@ -1,0 +1,132 @@
+"""The replay buffer: what it draws, that chains continue across updates, and that fits carry it."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from conftest import ZeroStatistics
+from sklearn.datasets import load_digits
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skefh import EBM, NNEFH
+from skefh.nn import NNEFHEnergy
+from skefh.samplers import GibbsLangevinSettings, ReplayBuffer, TrainingSampler
+
+X = load_digits().data[:256]
+TINY = dict(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=3, batch_size=32,
+            random_state=0, device="cpu", log_partition=None, replay_buffer=100)
+
+
+def test_draw_returns_stored_states_and_fresh_noise_at_the_stated_rate():
+    buffer = ReplayBuffer(50, reinit_fraction=0.0)
+    gen = torch.Generator().manual_seed(0)
+    _, rows = buffer.draw(50, (2,), device="cpu", dtype=torch.float64, generator=gen)
+    buffer.store(torch.arange(50), torch.arange(100.0, dtype=torch.float64).view(50, 2) + 1000)
+    states, rows = buffer.draw(400, (2,), device="cpu", dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(states, (rows * 2).double().view(-1, 1) + torch.tensor([1000.0, 1001.0]).double())
+
+    buffer.reinit_fraction = 0.25
+    n = 20_000
+    states, rows = buffer.draw(n, (2,), device="cpu", dtype=torch.float64, generator=gen)
+    fresh = (states[:, 0] < 500).double()  # stored states are >= 1000; noise is N(0, 1)
+    se = math.sqrt(0.25 * 0.75 / n)
+    assert abs(fresh.mean().item() - 0.25) < 5 * se
+    assert abs(states[fresh.bool()].std().item() - 1.0) < 0.05
+
+
+def test_buffer_rejects_bad_settings_and_shapes():
+    with pytest.raises(ValueError, match="capacity"):
+        ReplayBuffer(0)
+    with pytest.raises(ValueError, match="reinit_fraction"):
+        ReplayBuffer(10, reinit_fraction=1.5)
+    buffer = ReplayBuffer(10)
+    with pytest.raises(RuntimeError, match="before draw"):
+        buffer.store(torch.arange(2), torch.zeros(2, 3))
+    buffer.draw(4, (3,), device="cpu", dtype=torch.float32)
+    with pytest.raises(ValueError, match="shape"):
+        buffer.draw(4, (5,), device="cpu", dtype=torch.float32)
+
+
+def _quadratic_model(mu):
+    model = NNEFHEnergy(ZeroStatistics(3), (len(mu),), 3, 4).double()
+    with torch.no_grad():
+        model.mu.copy_(torch.as_tensor(mu, dtype=torch.float64))
+    return model
+
+
+def test_chains_from_the_buffer_continue_to_the_stationary_law():
+    """U = 0 leaves E = ||x - mu||^2, an AR(1) chain with a known law. Five steps from noise stay
+    far from it; a buffer that really carries states over reaches it after enough updates."""
+    mu = [0.5, -1.0]
+    eps, temperature = 0.05, 0.05
+    model = _quadratic_model(mu)
+    settings = GibbsLangevinSettings(1, 5, eps, temperature)
+    x_pos = torch.zeros(500, 2, dtype=torch.float64)
+    a = 1.0 - 2.0 * eps
+    var = 2.0 * eps * temperature / (1.0 - a * a)
+    gen = torch.Generator().manual_seed(3)
+
+    fresh = TrainingSampler(settings)(model, x_pos, gen)["x"]
+    assert (fresh.mean(0) - torch.tensor(mu, dtype=torch.float64)).abs().max() > 0.1  # a^5 = 0.59
+
+    sampler = TrainingSampler(settings, buffer=ReplayBuffer(2000, reinit_fraction=0.0))
+    for _ in range(120):  # each row is drawn ~30 times: ~150 steps, a^150 ~ 1e-7
+        sampler(model, x_pos, gen)
+    states = sampler.buffer.states
+    assert torch.all((states.mean(0) - torch.tensor(mu, dtype=torch.float64)).abs() < 5 * math.sqrt(var / 2000))
+    torch.testing.assert_close(states.var(0), torch.full((2,), var, dtype=torch.float64), rtol=0.15, atol=0)
+
+
+def test_training_sampler_state_round_trip():
+    model = _quadratic_model([0.0, 0.0])
+    settings = GibbsLangevinSettings(1, 2, 0.1, 0.01)
+    sampler = TrainingSampler(settings, buffer=ReplayBuffer(20))
+    sampler(model, torch.zeros(8, 2, dtype=torch.float64), torch.Generator().manual_seed(0))
+    other = TrainingSampler(settings, buffer=ReplayBuffer(20))
+    other.load_state_dict(sampler.state_dict())
+    assert torch.equal(other.buffer.states, sampler.buffer.states)
+    with pytest.raises(ValueError, match="capacity"):
+        TrainingSampler(settings, buffer=ReplayBuffer(21)).load_state_dict(sampler.state_dict())
+    assert TrainingSampler(settings).state_dict() == {"replay_buffer": None}
+
+
+@pytest.mark.parametrize("cls", [NNEFH, EBM])
+def test_partial_fit_after_pickling_continues_the_buffer(cls):
+    params = {k: v for k, v in TINY.items() if k in cls().get_params()}
+    est = cls(max_iter=4, **params).fit(X)
+    buffer = est._trainer_state["sampler"]["replay_buffer"]["states"]
+    assert buffer.shape == (100, 1, 8, 8)
+    assert buffer.abs().max() < 50  # written back chains, in working units
+    copy = pickle.loads(pickle.dumps(est))
+    est.partial_fit(X)
+    copy.partial_fit(X)
+    for a, b in zip(est.module_.state_dict().values(), copy.module_.state_dict().values()):
+        assert torch.equal(a, b)
+    np.testing.assert_array_equal(est.transform(X[:5]), copy.transform(X[:5]))
+
+
+def test_the_buffer_is_used_and_bad_values_are_named():
+    params = {k: v for k, v in TINY.items() if k != "replay_buffer"}
+    plain = NNEFH(max_iter=6, **params).fit(X)
+    replay = NNEFH(max_iter=6, replay_buffer=64, replay_reinit=0.0, **params).fit(X)
+    assert plain.history_[-1]["loss"] != replay.history_[-1]["loss"]  # the parameter is not ignored
+    with pytest.raises(InvalidParameterError, match="replay_reinit"):
+        NNEFH(replay_reinit=1.5, **params).fit(X)
+    with pytest.raises(InvalidParameterError, match="replay_buffer"):
+        NNEFH(replay_buffer=-1, **params).fit(X)
+
+
+def test_checkpoint_of_an_earlier_version_resumes_when_new_parameters_are_at_default(tmp_path):
+    params = {k: v for k, v in TINY.items() if k != "replay_buffer"}
+    path = tmp_path / "ckpt.pt"
+    NNEFH(max_iter=2, checkpoint_path=path, **params).fit(X)
+    state = torch.load(path, weights_only=True)
+    for key in ("replay_buffer", "replay_reinit"):  # as written before these parameters existed
+        del state["comparable_params"][key]
+    del state["trainer"]["sampler"]
+    torch.save(state, path)
+    assert NNEFH(max_iter=3, checkpoint_path=path, **params).fit(X).n_iter_ == 3
+    with pytest.raises(Exception, match=r"replay_buffer: 0 -> 16"):
+        NNEFH(max_iter=4, checkpoint_path=path, replay_buffer=16, **params).fit(X)
