@@ -80,7 +80,7 @@ class NNEFH(BaseEnergyEstimator):
         recipe: every update restarts its visible chains from N(0, I). With a buffer, each
         update restarts its chains from stored final states of earlier updates (all but
         ``replay_reinit`` of them), so that chains accumulate Langevin steps across updates
-        and reach the data region that a short run from noise does not; ``sample`` still starts
+        and get closer to the data than a short run from noise does; ``sample`` still starts
         from noise. The buffer (``replay_buffer`` x input size floats) is part of the fitted
         state: checkpoints, pickles and ``partial_fit`` carry it.
     replay_reinit : float, default=0.05
