@@ -13,19 +13,20 @@ of the features at checkpoints.
 Writes ``results/stability/<name>.json`` (the history, the probe trajectory, the summary).
 ``--preset cpu`` (default) is the CPU-sized network of ``examples/table3_linear_probe.py``;
 ``--preset paper`` the paper's. Extra ``--set key=value`` pairs override estimator parameters
-(values are parsed as Python literals).
+(values are parsed as Python literals; anything else, such as a path, is kept as a string:
+``--set checkpoint_path=results/run.pt --set lr_schedule=cosine``).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from skefh.cli import parse_overrides
 from skefh.datasets import load_dataset
 from skefh.metrics import linear_probe
 from skefh.presets import make_estimator
@@ -91,7 +92,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     data = load_dataset(args.dataset)
-    overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = parse_overrides(args.set)
     est = make_estimator(args.model, args.preset, max_iter=args.updates, random_state=args.seed,
                          log_partition=None, **overrides)
     n = args.probe_size

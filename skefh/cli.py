@@ -23,12 +23,25 @@ from pathlib import Path
 
 from .training.callbacks import Callback, HistoryWriter
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "parse_overrides"]
 
 CONFIG, CHECKPOINT, HISTORY = "config.json", "checkpoint.pt", "history.jsonl"
 
 
-def _parse_overrides(items) -> dict:
+def parse_overrides(items) -> dict:
+    """Estimator parameters from ``key=value`` strings (``--set`` options).
+
+    Values are read as Python literals (``1e-3``, ``True``, ``'cosine'``); anything that is not
+    one, such as a path or a bare word, is kept as a string.
+
+    Parameters
+    ----------
+    items : iterable of str or None
+
+    Returns
+    -------
+    dict
+    """
     overrides = {}
     for item in items or ():
         if "=" not in item:
@@ -76,7 +89,7 @@ def cmd_train(args) -> int:
     run = Path(args.out)
     device = _init_distributed()
     is_main = int(os.environ.get("RANK", 0)) == 0
-    overrides = _parse_overrides(args.set)
+    overrides = parse_overrides(args.set)
     if args.max_iter is not None:
         overrides["max_iter"] = args.max_iter
     if device is not None:

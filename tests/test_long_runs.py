@@ -9,6 +9,7 @@ from sklearn.datasets import load_digits
 
 from skefh import EBM, GRBM, NNEFH
 from skefh.cli import main as cli_main
+from skefh.cli import parse_overrides
 from skefh.training import Callback, CheckpointError, DivergenceError
 
 X = load_digits().data[:256]
@@ -180,3 +181,13 @@ def test_a_resumed_fit_counts_its_progress_from_the_checkpoint(tmp_path, capsys)
     NNEFH(max_iter=4, checkpoint_path=path, **{**TINY, "verbose": 1}).fit(X)
     err = capsys.readouterr().err
     assert "2/4" in err and "4/4" in err
+
+
+def test_set_options_read_literals_and_keep_other_values_as_strings():
+    assert parse_overrides(None) == {}
+    parsed = parse_overrides(["replay_buffer=10000", "learning_rate=1e-3", "lr_schedule='cosine'",
+                              "device=cuda", "checkpoint_path=runs/a.pt", "spectral_norm=True"])
+    assert parsed == {"replay_buffer": 10000, "learning_rate": 1e-3, "lr_schedule": "cosine",
+                      "device": "cuda", "checkpoint_path": "runs/a.pt", "spectral_norm": True}
+    with pytest.raises(SystemExit, match="key=value"):
+        parse_overrides(["replay_buffer"])
