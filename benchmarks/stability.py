@@ -10,7 +10,8 @@ of the features at checkpoints.
     python benchmarks/stability.py --model nnefh --updates 2000 --set learning_rate=1e-3 \\
         --set energy_l2=0.01 --name l2
 
-Writes ``results/stability/<name>.json`` (the history, the probe trajectory, the summary).
+Writes ``results/stability/<name>.json`` (the history, the probe trajectory, the summary) and, as
+it goes, ``<name>.probes.json`` (the probes so far, which a run resumed from its checkpoint keeps).
 ``--preset cpu`` (default) is the CPU-sized network of ``examples/table3_linear_probe.py``;
 ``--preset paper`` the paper's. Extra ``--set key=value`` pairs override estimator parameters
 (values are parsed as Python literals; anything else, such as a path, is kept as a string:
@@ -34,11 +35,26 @@ from skefh.training import Callback, DivergenceError
 
 
 class ProbeEvery(Callback):
-    """Linear probe of the features every ``every`` updates (on fixed train/test subsets)."""
+    """Linear probe of the features every ``every`` updates (on fixed train/test subsets).
 
-    def __init__(self, estimator, data, every):
+    Every probe is also written to ``path`` (JSON), so that a run resumed from its checkpoint
+    keeps the probes made before the interruption: at the start of ``fit`` the probes of updates
+    up to the one resumed from are read back, and later ones (from a run that went further before
+    its checkpoint was rolled back) are dropped.
+    """
+
+    def __init__(self, estimator, data, every, path=None):
         self.estimator, self.data, self.every = estimator, data, every
+        self.path = None if path is None else Path(path)
         self.trajectory = []
+        self.first_update = 0
+
+    def on_fit_begin(self, trainer):
+        self.first_update = trainer.n_updates
+        earlier = []
+        if self.first_update > 0 and self.path is not None and self.path.exists():
+            earlier = json.loads(self.path.read_text())
+        self.trajectory = [p for p in earlier if p["update"] <= self.first_update]
 
     def probe(self, update):
         est, d = self.estimator, self.data
@@ -46,6 +62,9 @@ class ProbeEvery(Callback):
         result = linear_probe(est.transform(d["X_train"]), d["y_train"], est.transform(d["X_test"]), d["y_test"])
         self.trajectory.append({"update": update, "accuracy": result.accuracy, "seconds": time.perf_counter() - start})
         print(f"  probe at update {update}: {100 * result.accuracy:.2f} %", flush=True)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.trajectory))
 
     def on_update_end(self, trainer, record):
         if record["update"] % self.every == 0:
@@ -98,9 +117,9 @@ def main(argv=None):
     n = args.probe_size
     probe_data = {"X_train": data.X_train[:n], "y_train": data.y_train[:n],
                   "X_test": data.X_test[:n], "y_test": data.y_test[:n]}
-    prober = ProbeEvery(est, probe_data, args.probe_every)
-    est.set_params(callbacks=[prober])
     name = args.name or f"{args.dataset}-{args.model}-{args.preset}"
+    prober = ProbeEvery(est, probe_data, args.probe_every, path=Path(args.out_dir) / f"{name}.probes.json")
+    est.set_params(callbacks=[prober])
     print(f"{name}: {est!r}", flush=True)
     start = time.perf_counter()
     diverged = None
@@ -117,7 +136,9 @@ def main(argv=None):
         "name": name, "dataset": args.dataset, "model": args.model, "preset": args.preset,
         "params": {k: repr(v) for k, v in est.get_params().items() if k != "callbacks"},
         "updates_run": est.n_iter_, "diverged": diverged, "saturation_onset": saturation_onset(history),
-        "seconds": seconds, "seconds_per_update": seconds / max(est.n_iter_, 1),
+        # A resumed run times only the updates made by this process.
+        "updates_this_process": est.n_iter_ - prober.first_update,
+        "seconds": seconds, "seconds_per_update": seconds / max(est.n_iter_ - prober.first_update, 1),
         "probe": prober.trajectory, "windows": summarise(history),
     }
     for row in summary["windows"]:

@@ -191,3 +191,80 @@ def test_set_options_read_literals_and_keep_other_values_as_strings():
                       "device": "cuda", "checkpoint_path": "runs/a.pt", "spectral_norm": True}
     with pytest.raises(SystemExit, match="key=value"):
         parse_overrides(["replay_buffer"])
+
+
+def _benchmark_script(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_resumed_stability_run_keeps_the_probes_made_before_it_stopped(tmp_path):
+    stability = _benchmark_script("stability")
+    args = ["--dataset", "digits", "--model", "ebm", "--probe-every", "2", "--probe-size", "60",
+            "--out-dir", str(tmp_path), "--name", "run", "--set", "langevin_steps=2",
+            "--set", f"checkpoint_path={tmp_path / 'run.pt'}", "--set", "checkpoint_every=2"]
+    stability.main(args + ["--updates", "4"])
+    first = json.loads((tmp_path / "run.json").read_text())
+    assert [p["update"] for p in first["probe"]] == [2, 4]
+    # A probe past the checkpoint (a run that went on after its last checkpoint) must be dropped.
+    sidecar = tmp_path / "run.probes.json"
+    sidecar.write_text(json.dumps(first["probe"] + [{"update": 5, "accuracy": 0.0, "seconds": 0.0}]))
+
+    stability.main(args + ["--updates", "6"])
+    resumed = json.loads((tmp_path / "run.json").read_text())
+    assert [p["update"] for p in resumed["probe"]] == [2, 4, 6]
+    assert resumed["probe"][:2] == first["probe"]
+    assert resumed["updates_run"] == 6 and resumed["updates_this_process"] == 2
+    assert [h["update"] for h in resumed["history"]] == [1, 2, 3, 4, 5, 6]
+
+    # A fresh run under the same name does not inherit the old probes.
+    (tmp_path / "run.pt").unlink()
+    stability.main(args + ["--updates", "2"])
+    fresh = json.loads((tmp_path / "run.json").read_text())
+    assert [p["update"] for p in fresh["probe"]] == [2] and fresh["updates_this_process"] == 2
+
+
+def test_the_paired_probe_comparison_of_two_checkpoints(tmp_path):
+    from skefh.datasets import load_dataset
+    from skefh.metrics import linear_probe
+
+    compare = _benchmark_script("probe_difference")
+    data = load_dataset("digits")
+    short, long = tmp_path / "short.pt", tmp_path / "long.pt"
+    NNEFH(max_iter=2, checkpoint_path=short, **TINY).fit(data.X_train)
+    NNEFH(max_iter=6, checkpoint_path=long, **{**TINY, "random_state": 1}).fit(data.X_train)
+    out = tmp_path / "difference.json"
+    compare.main([str(short), str(long), "--dataset", "digits", "--probe-size", "200",
+                  "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["updates"] == [2, 6]
+    for accuracy, path in zip(result["accuracy"], (short, long)):
+        est = NNEFH.from_checkpoint(path)
+        expected = linear_probe(est.transform(data.X_train[:200]), data.y_train[:200],
+                                est.transform(data.X_test[:200]), data.y_test[:200])
+        assert accuracy == expected.accuracy
+    assert result["difference"] == pytest.approx(result["accuracy"][1] - result["accuracy"][0])
+    assert (result["only_b"] - result["only_a"]) == round(200 * result["difference"])
+    assert result["only_a"] + result["only_b"] > 0 and 0 < result["p_value"] <= 1
+
+    compare.main([str(long), str(long), "--dataset", "digits", "--probe-size", "200",
+                  "--out", str(out)])
+    same = json.loads(out.read_text())
+    assert (same["only_a"], same["only_b"], same["p_value"]) == (0, 0, 1.0)
+
+    # A joblib file of the same model (as the Table 3 script writes them) compares the same way.
+    import joblib
+
+    joblib.dump(NNEFH.from_checkpoint(long), tmp_path / "long.joblib")
+    compare.main([str(short), str(tmp_path / "long.joblib"), "--dataset", "digits", "--probe-size", "200",
+                  "--out", str(out)])
+    from_joblib = json.loads(out.read_text())
+    assert from_joblib["estimators"] == ["NNEFH", "NNEFH"]
+    assert {k: from_joblib[k] for k in ("accuracy", "only_a", "only_b", "p_value")} == {
+        k: result[k] for k in ("accuracy", "only_a", "only_b", "p_value")}

@@ -19,6 +19,8 @@ from skefh.metrics import (
     frechet_distance_from_stats,
     linear_probe,
     nearest_neighbours,
+    paired_accuracy_test,
+    probe_predictions,
     probe_table,
 )
 
@@ -320,6 +322,58 @@ def test_linear_probe_validation():
     bad[3, 1] = np.inf
     with pytest.raises(ValueError, match="NaN or infinite"):
         linear_probe(x, y, bad, y)
+
+
+def test_probe_predictions_give_the_linear_probe_accuracy():
+    rng = np.random.default_rng(10)
+    y = rng.integers(0, 3, size=400)
+    x = rng.normal(size=(400, 6)) + 1.2 * np.eye(6)[y]  # overlapping classes: accuracy well below 1
+    result = linear_probe(x[:250], y[:250], x[250:], y[250:])
+    predictions = probe_predictions(x[:250], y[:250], x[250:])
+    assert predictions.shape == (150,)
+    assert 0.4 < result.accuracy < 0.95
+    assert np.mean(predictions == y[250:]) == result.accuracy
+    with pytest.raises(ValueError, match="columns"):
+        probe_predictions(x[:250], y[:250], x[250:, :3])
+
+
+def _mcnemar_brute_force(only_a, only_b):
+    """Two-sided exact p-value by enumerating every split of the discordant items."""
+    from math import comb
+
+    n = only_a + only_b
+    probabilities = [comb(n, k) / 2**n for k in range(n + 1)]
+    observed = probabilities[only_a]
+    return min(1.0, sum(p for p in probabilities if p <= observed + 1e-15))
+
+
+@HYPOTHESIS
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60))
+def test_paired_accuracy_test_against_enumeration(outcomes):
+    y = np.zeros(len(outcomes), dtype=int)
+    a = np.array([0 if right else 1 for right, _ in outcomes])
+    b = np.array([0 if right else 2 for _, right in outcomes])
+    r = paired_accuracy_test(a, b, y)
+    only_a = sum(ra and not rb for ra, rb in outcomes)
+    only_b = sum(rb and not ra for ra, rb in outcomes)
+    assert (r.only_a, r.only_b, r.n) == (only_a, only_b, len(outcomes))
+    assert r.accuracy_a == np.mean([ra for ra, _ in outcomes])
+    assert r.difference == pytest.approx(r.accuracy_b - r.accuracy_a)
+    assert r.p_value == pytest.approx(_mcnemar_brute_force(only_a, only_b), rel=1e-9)
+
+
+def test_paired_accuracy_test_known_values_and_validation():
+    y = np.zeros(30, dtype=int)
+    a = np.zeros(30, dtype=int)
+    b = np.r_[np.ones(10, dtype=int), np.zeros(20, dtype=int)]  # b wrong on 10 items a gets right
+    assert paired_accuracy_test(a, b, y).p_value == pytest.approx(2 * 0.5**10)
+    assert paired_accuracy_test(a, a, y).p_value == 1.0
+    with pytest.raises(ValueError, match="same length"):
+        paired_accuracy_test(a, b[:-1], y)
+    with pytest.raises(ValueError, match="1-D"):
+        paired_accuracy_test(a[:, None], b, y)
+    with pytest.raises(ValueError, match="no test items"):
+        paired_accuracy_test([], [], [])
 
 
 def test_probe_table_rows():

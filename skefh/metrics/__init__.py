@@ -5,7 +5,8 @@ from .chains import ChainDistance, chain_distance
 from .frechet import FIDResult, fid, frechet_distance, frechet_distance_from_stats
 from .likelihood import bits_per_dim
 from .neighbours import nearest_neighbours
-from .probe import ProbeResult, linear_probe, probe_table
+from .paired import PairedAccuracy, paired_accuracy_test
+from .probe import ProbeResult, linear_probe, probe_predictions, probe_table
 
 __all__ = [
     "ChainDistance",
@@ -18,5 +19,8 @@ __all__ = [
     "frechet_distance_from_stats",
     "linear_probe",
     "nearest_neighbours",
+    "PairedAccuracy",
+    "paired_accuracy_test",
+    "probe_predictions",
     "probe_table",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._arrays import to_numpy as _to_numpy
 
-__all__ = ["ProbeResult", "linear_probe", "probe_table"]
+__all__ = ["ProbeResult", "linear_probe", "probe_predictions", "probe_table"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,65 @@ def _thread_limit(n_jobs):
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=effective_n_jobs(n_jobs))
+
+
+def _checked_inputs(features_train, y_train, features_test, y_test=None):
+    """Validated arrays; ``y_test`` may be None (predictions only)."""
+    x_train = _features(features_train, "features_train")
+    x_test = _features(features_test, "features_test")
+    y_tr = _labels(y_train, "y_train")
+    y_te = None if y_test is None else _labels(y_test, "y_test")
+    if x_train.shape[1] != x_test.shape[1]:
+        raise ValueError(
+            f"features_train has {x_train.shape[1]} columns but features_test has "
+            f"{x_test.shape[1]}"
+        )
+    if y_tr.shape[0] != x_train.shape[0]:
+        raise ValueError(
+            f"y_train has {y_tr.shape[0]} labels for {x_train.shape[0]} training samples"
+        )
+    if y_te is not None and y_te.shape[0] != x_test.shape[0]:
+        raise ValueError(f"y_test has {y_te.shape[0]} labels for {x_test.shape[0]} test samples")
+    n_classes = np.unique(y_tr).shape[0]
+    if n_classes < 2:
+        raise ValueError(f"y_train must contain at least 2 classes; got {n_classes}")
+    return x_train, y_tr, x_test, y_te
+
+
+def _fit_probe(x_train, y_train, *, C, max_iter, random_state):
+    """The protocol's classifier: standardisation, then L2 logistic regression (lbfgs)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs", random_state=random_state)
+    return make_pipeline(StandardScaler(), clf).fit(x_train, y_train)
+
+
+def probe_predictions(
+    features_train,
+    y_train,
+    features_test,
+    *,
+    C: float = 1.0,
+    max_iter: int = 1000,
+    random_state=0,
+    n_jobs=None,
+) -> np.ndarray:
+    """Test-set predictions of the :func:`linear_probe` protocol's classifier.
+
+    For paired comparisons of two feature sets on the same test images
+    (:func:`skefh.metrics.paired_accuracy_test`); the parameters are those of
+    :func:`linear_probe`, whose accuracy is the mean of ``predictions == y_test``.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_test,)
+        Predicted labels.
+    """
+    x_train, y_tr, x_test, _ = _checked_inputs(features_train, y_train, features_test)
+    with _thread_limit(n_jobs):
+        return _fit_probe(x_train, y_tr, C=C, max_iter=max_iter, random_state=random_state).predict(x_test)
 
 
 def linear_probe(
@@ -155,37 +214,13 @@ def linear_probe(
     >>> res.accuracy, res.n_train, res.n_features
     (1.0, 50, 2)
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    x_train = _features(features_train, "features_train")
-    x_test = _features(features_test, "features_test")
-    y_tr = _labels(y_train, "y_train")
-    y_te = _labels(y_test, "y_test")
-    if x_train.shape[1] != x_test.shape[1]:
-        raise ValueError(
-            f"features_train has {x_train.shape[1]} columns but features_test has "
-            f"{x_test.shape[1]}"
-        )
-    if y_tr.shape[0] != x_train.shape[0]:
-        raise ValueError(
-            f"y_train has {y_tr.shape[0]} labels for {x_train.shape[0]} training samples"
-        )
-    if y_te.shape[0] != x_test.shape[0]:
-        raise ValueError(f"y_test has {y_te.shape[0]} labels for {x_test.shape[0]} test samples")
-    n_classes = np.unique(y_tr).shape[0]
-    if n_classes < 2:
-        raise ValueError(f"y_train must contain at least 2 classes; got {n_classes}")
+    x_train, y_tr, x_test, y_te = _checked_inputs(features_train, y_train, features_test, y_test)
 
     start = time.perf_counter()
     with _thread_limit(n_jobs):
-        scaler = StandardScaler().fit(x_train)
-        z_train = scaler.transform(x_train)
-        z_test = scaler.transform(x_test)
-        clf = LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs", random_state=random_state)
-        clf.fit(z_train, y_tr)
-        train_accuracy = float(np.mean(clf.predict(z_train) == y_tr))
-        accuracy = float(np.mean(clf.predict(z_test) == y_te))
+        probe = _fit_probe(x_train, y_tr, C=C, max_iter=max_iter, random_state=random_state)
+        train_accuracy = float(np.mean(probe.predict(x_train) == y_tr))
+        accuracy = float(np.mean(probe.predict(x_test) == y_te))
     seconds = time.perf_counter() - start
     return ProbeResult(
         accuracy=accuracy,
