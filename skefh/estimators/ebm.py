@@ -46,8 +46,9 @@ class EBM(BaseEnergyEstimator):
     replay_buffer : int, default=0
         Size of a replay buffer of past chain states; 0 (the paper's recipe) restarts every
         chain from noise at every update. As in :class:`NNEFH`. On Fashion-MNIST over 10,000
-        updates ``replay_buffer=10000`` kept the linear probe of the features from declining
-        (docs: stability).
+        updates, with ``replay_buffer=10000`` the features' linear probe read 84.77 % at 10,000
+        against 84.53 % at 2,000 (without: 84.45 % against 84.88 %, a decline that a paired test
+        does not find significant, p = 0.10; see the stability page of the docs).
     replay_reinit : float, default=0.05
     sampler_precision : {"float32", "bfloat16"}, default="float32"
     compile : bool or {"default", "reduce-overhead", "max-autotune"}, default=False
