@@ -85,7 +85,16 @@ class ReplayBuffer:
         """Overwrite ``rows`` with ``states`` (the chains that :meth:`draw` started there)."""
         if self.states is None:
             raise RuntimeError("store() before draw(): the buffer is not allocated yet")
-        self.states[rows] = states.detach().to(self.states.dtype)
+        rows = rows.to(self.states.device)
+        states = states.detach().to(self.states.dtype)
+        # A row drawn twice gets two states. Index assignment then keeps an arbitrary one, which
+        # on a multi-threaded CPU varies from run to run; keeping the last makes a seeded fit
+        # reproducible.
+        order = torch.arange(rows.numel(), device=rows.device)
+        last = torch.full((self.capacity,), -1, dtype=torch.long, device=rows.device)
+        last.scatter_reduce_(0, rows, order, reduce="amax")
+        keep = last[rows] == order
+        self.states[rows[keep]] = states[keep]
 
     def state_dict(self) -> dict:
         """The stored states and settings (tensors and plain Python, for checkpoints)."""
