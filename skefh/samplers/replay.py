@@ -82,14 +82,17 @@ class ReplayBuffer:
         return states, rows
 
     def store(self, rows: torch.Tensor, states: torch.Tensor) -> None:
-        """Overwrite ``rows`` with ``states`` (the chains that :meth:`draw` started there)."""
+        """Overwrite ``rows`` with ``states`` (the chains that :meth:`draw` started there).
+
+        A row given more than once keeps the last of its states.
+        """
         if self.states is None:
             raise RuntimeError("store() before draw(): the buffer is not allocated yet")
         rows = rows.to(self.states.device)
         states = states.detach().to(self.states.dtype)
         # A row drawn twice gets two states. Index assignment then keeps an arbitrary one, which
-        # on a multi-threaded CPU varies from run to run; keeping the last makes a seeded fit
-        # reproducible.
+        # on a multi-threaded CPU varies from run to run; keeping the last removes that source of
+        # difference between two seeded fits.
         order = torch.arange(rows.numel(), device=rows.device)
         last = torch.full((self.capacity,), -1, dtype=torch.long, device=rows.device)
         last.scatter_reduce_(0, rows, order, reduce="amax")
