@@ -10,7 +10,8 @@ plain bmm/softmax, the W matmul at every step), checks that both compute the sam
 gradients on the same inputs and weights, and prints the ratio.
 
     python benchmarks/bench_sampler.py --quick          # CPU Langevin steps only, < 1 minute
-    python benchmarks/bench_sampler.py                  # everything (CPU: ~15 minutes)
+    python benchmarks/bench_sampler.py --quick --shape 3x32x32
+    python benchmarks/bench_sampler.py                  # everything (CPU: ~5 minutes)
     python benchmarks/bench_sampler.py --device cuda    # GPU figures (a few minutes)
     python benchmarks/bench_sampler.py --ablation       # the library's changes one at a time (CPU)
     python benchmarks/bench_sampler.py --profile        # where a library step's time goes (CPU)
@@ -177,6 +178,27 @@ def timed(fn, device, repeats):
     return statistics.median(times)
 
 
+def timed_interleaved(fns, device, repeats):
+    """Median wall time of each of ``fns`` (a dict), the calls taken in turn (a, b, a, b, ...).
+
+    Timing one implementation after the other let the state left by the first (for one, glibc's
+    malloc thresholds, which move with the sizes freed so far) speed up or slow down the second:
+    the same comparison measured 1.4x to 1.9x in different orders. In turn, both see the same
+    machine.
+    """
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def peak_memory_mb(device):
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -196,15 +218,21 @@ def check_same_gradients(model, naive, x, z):
 def bench_langevin(shape, device, n_steps, repeats, with_bf16=True):
     model, naive, x, z = paired_models_and_chain(shape, device)
     result = {"shape": list(shape), "batch": BATCH, "gradient_rel_error": check_same_gradients(model, naive, x, z)}
-    t_naive = timed(lambda: naive_langevin(naive, x, z, n_steps), device, repeats) / n_steps
-    t_lib = timed(lambda: library_langevin(model, x, z, n_steps), device, repeats) / n_steps
+    chains = {
+        "baseline": lambda: naive_langevin(naive, x, z, n_steps),
+        "library": lambda: library_langevin(model, x, z, n_steps),
+    }
+    if with_bf16:
+        chains["bfloat16"] = lambda: library_langevin(model, x, z, n_steps, "bfloat16")
+    seconds = {name: t / n_steps for name, t in timed_interleaved(chains, device, repeats).items()}
+    t_naive, t_lib = seconds["baseline"], seconds["library"]
     result.update(baseline_steps_per_s=1 / t_naive, library_steps_per_s=1 / t_lib, speedup=t_naive / t_lib)
     if with_bf16:
         with sampling_mode(model), torch.autocast(device.type, torch.bfloat16):
             g16 = model.conditional_grad(z)(x)
         with sampling_mode(model):
             g32 = model.conditional_grad(z)(x)
-        t_bf16 = timed(lambda: library_langevin(model, x, z, n_steps, "bfloat16"), device, repeats) / n_steps
+        t_bf16 = seconds["bfloat16"]
         result.update(
             library_bf16_steps_per_s=1 / t_bf16,
             speedup_bf16=t_naive / t_bf16,
@@ -218,10 +246,17 @@ def bench_posterior(shape, device, repeats):
     naive = NaiveNNEFH(shape).to(device)
     copy_weights(model, naive)
     x = torch.randn(BATCH, *shape, device=device)
-    with torch.no_grad():
-        t_naive = timed(lambda: naive.posterior(x), device, repeats)
-    with sampling_mode(model), torch.inference_mode():
-        t_lib = timed(lambda: torch.sigmoid(model.posterior_logits(x)), device, repeats)
+
+    def baseline():
+        with torch.no_grad():
+            naive.posterior(x)
+
+    def library():
+        with sampling_mode(model), torch.inference_mode():
+            torch.sigmoid(model.posterior_logits(x))
+
+    seconds = timed_interleaved({"baseline": baseline, "library": library}, device, repeats)
+    t_naive, t_lib = seconds["baseline"], seconds["library"]
     return {"baseline_posteriors_per_s": BATCH / t_naive, "library_posteriors_per_s": BATCH / t_lib}
 
 
@@ -239,8 +274,12 @@ def bench_update(shape, device, n_gibbs, n_langevin, repeats):
         torch.optim.Adam(model.parameters(), 1e-4), generator=gen,
     )
     opt = torch.optim.Adam(naive.parameters(), 1e-4)
-    t_naive = timed(lambda: naive_training_update(naive, opt, data, n_gibbs, n_langevin), device, repeats)
-    t_lib = timed(lambda: trainer.train_step(data), device, repeats)
+    seconds = timed_interleaved(
+        {"baseline": lambda: naive_training_update(naive, opt, data, n_gibbs, n_langevin),
+         "library": lambda: trainer.train_step(data)},
+        device, repeats,
+    )
+    t_naive, t_lib = seconds["baseline"], seconds["library"]
     return {"gibbs_steps": n_gibbs, "langevin_steps": n_langevin, "baseline_s_per_update": t_naive,
             "library_s_per_update": t_lib, "speedup": t_naive / t_lib}
 
@@ -279,6 +318,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="CPU Langevin-step comparison only (< 1 min)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "all"])
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--shape", default="1x28x28", choices=["1x28x28", "3x32x32"],
+                        help="input shape of --quick")
     parser.add_argument("--ablation", action="store_true",
                         help="CPU steps/s as the library's changes are added to the baseline one by one")
     parser.add_argument("--profile", action="store_true",
@@ -305,14 +346,14 @@ def main(argv=None):
 
         for shape in [(1, 28, 28), (3, 32, 32)]:
             key = "x".join(map(str, shape))
-            rows = bench_ablation(shape, torch.device("cpu"), n_steps=3, repeats=5)
+            rows = bench_ablation(shape, torch.device("cpu"), n_steps=3, repeats=7)
             gflop = forward_gflop(shape)
             report["results"][f"ablation_{key}"] = {"rows": rows, "forward_gflop": gflop}
             print(f"{key}: forward GFLOP per batch of {BATCH}: library {gflop['library']:.2f}, "
                   f"baseline {gflop['baseline']:.2f}")
             for row in rows:
                 err = "" if row["gradient_rel_error"] is None else f"  grad rel. err {row['gradient_rel_error']:.1e}"
-                print(f"  {row['variant']:34s} {row['steps_per_s']:6.2f} steps/s  {row['speedup']:.2f}x{err}")
+                print(f"  {row['variant']:48s} {row['steps_per_s']:6.2f} steps/s  {row['speedup']:.2f}x{err}")
             # A Langevin step is a forward pass and an input gradient of about the same cost.
             rates = {"baseline": 2 * gflop["baseline"] * rows[0]["steps_per_s"],
                      "library": 2 * gflop["library"] * rows[-1]["steps_per_s"]}
@@ -329,8 +370,9 @@ def main(argv=None):
                       f"(2x the baseline: {2 * result['rows'][0]['steps_per_s']:.2f})")
         speedup = report["results"]["ablation_1x28x28"]["rows"][-1]["speedup"]
     elif args.quick:
-        r = bench_langevin((1, 28, 28), torch.device("cpu"), n_steps=2, repeats=5)
-        report["results"]["cpu"] = {"langevin_1x28x28": r}
+        shape = tuple(int(n) for n in args.shape.split("x"))
+        r = bench_langevin(shape, torch.device("cpu"), n_steps=2, repeats=5)
+        report["results"]["cpu"] = {f"langevin_{args.shape}": r}
         print(json.dumps(r, indent=2))
         speedup = r["speedup"]
     else:

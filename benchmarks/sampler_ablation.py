@@ -6,6 +6,7 @@ Run through ``python benchmarks/bench_sampler.py --ablation`` or ``--profile``.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -19,34 +20,42 @@ from bench_sampler import (
     library_model,
     paired_models_and_chain,
     timed,
+    timed_interleaved,
 )
 from torch import nn
+
+from skefh.nn.frozen import conv2d, dense
 
 # -- ablation: the library's changes to the baseline, switched on one at a time -----------------
 ABLATION = (
     ("baseline", {}),
     ("+ parameters frozen", {"frozen": True}),
     ("+ W^T z once per round", {"hoist": True}),
-    ("+ scaled_dot_product_attention", {"sdpa": True}),
+    ("+ scaled_dot_product_attention (CUDA only)", {"sdpa": True}),
     ("+ pool before activation", {"pool_first": True}),
     ("+ odd-size trim", {"trim": True}),
     ("+ channels-last", {"channels_last": True}),
+    ("+ dense layer through oneDNN", {"onednn_dense": True}),
+    ("+ first-layer input gradient as product + fold", {"shallow_conv": True}),
 )
+NET_FLAGS = ("sdpa", "pool_first", "trim", "onednn_dense", "shallow_conv")
 
 
 class AblationNet(nn.Module):
     """The baseline's network and weights, with the library's changes switched on by flags."""
 
-    def __init__(self, naive: NaiveNNEFH, sdpa=False, pool_first=False, trim=False):
+    def __init__(self, naive: NaiveNNEFH, sdpa=False, pool_first=False, trim=False,
+                 onednn_dense=False, shallow_conv=False):
         super().__init__()
         self.net, self.sdpa, self.pool_first, self.trim = naive.net, sdpa, pool_first, trim
+        self.onednn_dense, self.shallow_conv = onednn_dense, shallow_conv
 
     def attention(self, block, x):
         b, c, h, w = x.shape
         q = block.theta(x).flatten(2).transpose(1, 2)
         k = F.max_pool2d(block.phi(x), 2).flatten(2).transpose(1, 2)
         v = F.max_pool2d(block.g(x), 2).flatten(2).transpose(1, 2)
-        if self.sdpa:
+        if self.sdpa and x.device.type != "cpu":  # the library's choice: bmm measured faster on the CPU
             y = F.scaled_dot_product_attention(q, k, v, scale=1.0)
         else:
             y = torch.bmm(F.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1), v)
@@ -56,6 +65,8 @@ class AblationNet(nn.Module):
         h, w = x.shape[-2:]
         if self.trim and (h % 2 or w % 2):
             x = F.conv2d(F.pad(x, (1, 1 - w % 2, 1, 1 - h % 2)), conv.weight, conv.bias)
+        elif self.shallow_conv:  # skefh.nn.frozen.conv2d: only the one-to-four-channel first layer changes
+            x = conv2d(x, conv.weight, conv.bias, padding=conv.padding)
         else:
             x = conv(x)
         if self.pool_first:
@@ -66,7 +77,9 @@ class AblationNet(nn.Module):
         n = self.net
         x = self.attention(n.nl1, self.stage(n.conv1, x))
         x = self.attention(n.nl2, self.stage(n.conv2, x))
-        return F.leaky_relu(n.fc(self.stage(n.conv3, x).flatten(1)), 0.05)
+        h = self.stage(n.conv3, x).flatten(1)
+        h = dense(h, n.fc.weight, n.fc.bias) if self.onednn_dense else n.fc(h)
+        return F.leaky_relu(h, 0.05)
 
 
 def ablation_drift(naive, net, z, hoist):
@@ -86,39 +99,46 @@ def ablation_drift(naive, net, z, hoist):
 
 
 def bench_ablation(shape, device, n_steps, repeats):
-    """Langevin steps/s as the library's changes are added to the baseline one by one."""
+    """Langevin steps/s as the library's changes are added to the baseline one by one.
+
+    Every variant gets its own copy of the baseline's weights (memory format and frozen flags are
+    per variant) and the variants are timed in turn, so that they all see the same machine.
+    """
     model, naive, x0, z = paired_models_and_chain(shape, device)
     reference = ablation_drift(naive, naive.net, z, hoist=False)(x0)
-    flags, rows = {}, []
+    flags, chains, errors = {}, {}, {}
     for name, change in ABLATION:
         flags.update(change)
-        net = AblationNet(naive, **{k: flags.get(k, False) for k in ("sdpa", "pool_first", "trim")})
+        variant = copy.deepcopy(naive)
+        net = AblationNet(variant, **{k: flags.get(k, False) for k in NET_FLAGS})
         fmt = torch.channels_last if flags.get("channels_last") else torch.contiguous_format
-        naive.to(memory_format=fmt)
-        x = x0.contiguous(memory_format=fmt)
-        for p in naive.parameters():
+        variant.to(memory_format=fmt)
+        for p in variant.parameters():
             p.requires_grad_(not flags.get("frozen", False))
-        drift = ablation_drift(naive, net, z, hoist=flags.get("hoist", False))
-        err = float((drift(x) - reference).abs().max() / reference.abs().max())
-        if err > 1e-3:
-            raise RuntimeError(f"ablation step {name!r} changed the energy gradient (relative error {err:.1e})")
+        drift = ablation_drift(variant, net, z, hoist=flags.get("hoist", False))
+        x = x0.contiguous(memory_format=fmt)
+        errors[name] = float((drift(x) - reference).abs().max() / reference.abs().max())
+        if errors[name] > 1e-3:
+            raise RuntimeError(
+                f"ablation step {name!r} changed the energy gradient (relative error {errors[name]:.1e})"
+            )
 
-        def chain():
+        def chain(drift=drift, x=x):
             xt = x
             for _ in range(n_steps):
                 xt = xt - (EPS / BATCH) * drift(xt) + math.sqrt(2 * EPS * TEMPERATURE) * torch.randn_like(xt)
             return xt
 
-        steps = n_steps / timed(chain, device, repeats)
-        rows.append({"variant": name, "steps_per_s": steps, "gradient_rel_error": err})
-    for p in naive.parameters():
-        p.requires_grad_(True)
-    t_lib = timed(lambda: library_langevin(model, x0, z, n_steps), device, repeats) / n_steps
-    rows.append({"variant": "library", "steps_per_s": 1 / t_lib, "gradient_rel_error": None})
-    base = rows[0]["steps_per_s"]
-    for row in rows:
-        row["speedup"] = row["steps_per_s"] / base
-    return rows
+        chains[name] = chain
+    chains["library"] = lambda: library_langevin(model, x0, z, n_steps)
+    errors["library"] = None
+    seconds = timed_interleaved(chains, device, repeats)
+    base = n_steps / seconds["baseline"]
+    return [
+        {"variant": name, "steps_per_s": n_steps / t, "gradient_rel_error": errors[name],
+         "speedup": n_steps / t / base}
+        for name, t in seconds.items()
+    ]
 
 
 def conv_gflop_per_s(repeats=5):

@@ -109,6 +109,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default="results/stability")
     args = parser.parse_args(argv)
+    for option in ("updates", "probe_every", "probe_size"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
 
     data = load_dataset(args.dataset)
     overrides = parse_overrides(args.set)

@@ -7,7 +7,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_sampler import NaiveNNEFH, copy_weights, naive_langevin  # noqa: E402
-from sampler_ablation import ABLATION, AblationNet, ablation_drift  # noqa: E402
+from sampler_ablation import ABLATION, NET_FLAGS, AblationNet, ablation_drift  # noqa: E402
 
 from skefh.nn import ConvStatistics, NNEFHEnergy  # noqa: E402
 from skefh.samplers import langevin, sampling_mode  # noqa: E402
@@ -63,8 +63,10 @@ def test_every_ablation_variant_computes_the_library_gradient():
         flags = {}
         for name, change in ABLATION:
             flags.update(change)
-            net = AblationNet(naive, **{k: flags.get(k, False) for k in ("sdpa", "pool_first", "trim")})
+            net = AblationNet(naive, **{k: flags.get(k, False) for k in NET_FLAGS})
             fmt = torch.channels_last if flags.get("channels_last") else torch.contiguous_format
+            for p in naive.parameters():
+                p.requires_grad_(not flags.get("frozen", False))
             drift = ablation_drift(naive.to(memory_format=fmt), net, z, hoist=flags.get("hoist", False))
             got = drift(x.contiguous(memory_format=fmt))
             torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")

@@ -230,6 +230,15 @@ def test_a_resumed_stability_run_keeps_the_probes_made_before_it_stopped(tmp_pat
     assert [p["update"] for p in fresh["probe"]] == [2] and fresh["updates_this_process"] == 2
 
 
+@pytest.mark.parametrize("option", ["--probe-every", "--updates", "--probe-size"])
+def test_the_stability_script_rejects_a_count_below_one(option, capsys):
+    stability = _benchmark_script("stability")
+    with pytest.raises(SystemExit) as exc:
+        stability.main(["--dataset", "digits", option, "0"])
+    assert exc.value.code == 2
+    assert f"{option} must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_the_paired_probe_comparison_of_two_checkpoints(tmp_path):
     from skefh.datasets import load_dataset
     from skefh.metrics import linear_probe

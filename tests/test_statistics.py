@@ -48,6 +48,17 @@ def test_non_local_block_matches_explicit_attention():
     torch.testing.assert_close(block(x), x + block.out(y))
 
 
+def test_the_fused_and_the_plain_attention_are_the_same_function():
+    """The block uses scaled_dot_product_attention on CUDA and bmm/softmax on the CPU."""
+    from skefh.nn.statistics import _attention
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, n, 8, generator=gen) for n in (20, 5, 5))
+    torch.testing.assert_close(_attention(q, k, v, fused=True), _attention(q, k, v, fused=False))
+    scaled = torch.softmax(q @ k.transpose(1, 2) / 8**0.5, dim=-1) @ v  # the library does not scale
+    assert not torch.allclose(_attention(q, k, v, fused=False), scaled)
+
+
 def test_pooling_before_the_activation_is_the_same_function():
     """The conv net pools before its LeakyReLU (cheaper); outputs and gradients are unchanged."""
     torch.manual_seed(0)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import EnergyModel, GradFn, input_gradient
+from .frozen import dense
 
 __all__ = ["NNEFHEnergy"]
 
@@ -69,7 +70,7 @@ class NNEFHEnergy(EnergyModel):
         return (x - self.mu).square().flatten(1).sum(1)  # (B,)
 
     def _eta_from_statistics(self, u: torch.Tensor) -> torch.Tensor:
-        return F.linear(u, self.weight, self.bias)  # (B, K)
+        return dense(u, self.weight, self.bias)  # (B, K)
 
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self._eta_from_statistics(self.statistics(x))

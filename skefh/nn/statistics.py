@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .frozen import Dense, conv2d
+
 __all__ = [
     "NonLocalBlock",
     "ConvStatistics",
@@ -49,6 +51,13 @@ def _activation(name: str, negative_slope: float) -> nn.Module:
         raise ValueError(
             f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}"
         ) from None
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fused: bool) -> torch.Tensor:
+    """softmax(q k^T) v with unscaled dot products (as in the reference, not 1/sqrt(d))."""
+    if fused:
+        return F.scaled_dot_product_attention(q, k, v, scale=1.0)
+    return torch.bmm(torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1), v)
 
 
 class NonLocalBlock(nn.Module):
@@ -85,8 +94,9 @@ class NonLocalBlock(nn.Module):
         q = self.theta(x).flatten(2).transpose(1, 2)  # (B, HW, C/2)
         k = keys.flatten(2).transpose(1, 2)  # (B, HW/4, C/2)
         v = values.flatten(2).transpose(1, 2)  # (B, HW/4, C/2)
-        # scale=1.0: the reference uses raw dot products, not 1/sqrt(d).
-        y = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, HW, C/2)
+        # On the CPU scaled_dot_product_attention takes an unfused path that measured ~25 %
+        # slower (forward + input gradient) than three plain operations.
+        y = _attention(q, k, v, fused=x.device.type != "cpu")  # (B, HW, C/2)
         y = y.transpose(1, 2).reshape(batch, -1, height, width)  # (B, C/2, H, W)
         return x + self.out(y)
 
@@ -135,7 +145,7 @@ class ConvStatistics(nn.Module):
         self.act = _activation(activation, negative_slope)
         self._monotonic = activation == "leaky_relu" and negative_slope >= 0
         flat = widths[2] * (height // 8) * (width // 8)
-        self.fc = nn.Linear(flat, n_statistics)
+        self.fc = Dense(flat, n_statistics)
         self.n_statistics = n_statistics
 
     def _stage(self, conv: nn.Module, h: torch.Tensor) -> torch.Tensor:
@@ -146,9 +156,9 @@ class ConvStatistics(nn.Module):
             # leave out the bottom/right padding and compute one row/column less (27 % of the
             # third convolution at 28x28): the same function, less work.
             h = F.pad(h, (1, 1 - width % 2, 1, 1 - height % 2))
-            h = F.conv2d(h, conv.weight, conv.bias)
+            h = conv2d(h, conv.weight, conv.bias)
         else:
-            h = conv(h)
+            h = conv2d(h, conv.weight, conv.bias, padding=conv.padding)
         if self._monotonic:
             # max-pool commutes with a non-decreasing activation: pooling first is the same
             # function (and input gradient) with the activation on 4x fewer values.
@@ -184,9 +194,9 @@ class MLPStatistics(nn.Module):
     ):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(n_features, n_statistics),
+            Dense(n_features, n_statistics),
             _activation(activation, negative_slope),
-            nn.Linear(n_statistics, n_statistics),
+            Dense(n_statistics, n_statistics),
             _activation(activation, negative_slope),
         )
         self.n_statistics = n_statistics

@@ -31,9 +31,10 @@ def sampling_mode(model: nn.Module) -> Iterator[nn.Module]:
 
     Parameters stop requiring gradients (the graph built at every Langevin step has no parameter
     edges, and nothing can accumulate into their ``.grad``; ``torch.autograd.grad(E, x)`` alone
-    would already skip the weight gradients, so this is about safety, not speed), the module is
-    put in eval mode, and parametrised weights (spectral normalisation) are computed once for the
-    whole chain instead of at every step.
+    would already skip the weight gradients), which also lets dense layers and the first
+    convolution's input gradient take their oneDNN paths on the CPU (:mod:`skefh.nn.frozen`).
+    The module is put in eval mode, and parametrised weights (spectral normalisation) are
+    computed once for the whole chain instead of at every step.
     """
     flags = [p.requires_grad for p in model.parameters()]
     was_training = model.training
