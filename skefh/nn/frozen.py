@@ -67,6 +67,7 @@ def _applies(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
         and _ONEDNN_PRESENT
         and torch.backends.mkldnn.enabled
         and x.device.type == "cpu"
+        and weight.device.type == "cpu"
         and x.numel() > 0
         and x.dtype == torch.float32
         and weight.dtype == torch.float32
