@@ -1,5 +1,7 @@
 """Shared fixtures and tiny models for the test-suite."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -57,3 +59,17 @@ def all_binary_states(k, dtype=torch.float64):
     """(2^k, k) tensor of every z in {0, 1}^k."""
     grid = torch.arange(2**k).unsqueeze(1).bitwise_right_shift(torch.arange(k)) & 1
     return grid.to(dtype)
+
+
+def far_mode_nnefh(dim=16, half_norm_squared=70.0, bias=-60.0):
+    """U(x) = x and one latent: Z = pi^(D/2) (1 + exp(b + ||w||^2 / 4)) in closed form (sum
+    over z of a Gaussian integral). With b << 0 the softplus term is ~0 near mu, and the z = 1
+    term, a Gaussian at w / 2, holds e^10 times the mass of the one at mu."""
+    model = NNEFHEnergy(nn.Flatten(), (dim,), dim, 1).double()
+    w = torch.randn(dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w = w / w.norm() * math.sqrt(4 * half_norm_squared)
+    with torch.no_grad():
+        model.weight.copy_(w[None])
+        model.bias.fill_(bias)
+    exact = 0.5 * dim * math.log(math.pi) + math.log1p(math.exp(bias + half_norm_squared))
+    return model, w, exact

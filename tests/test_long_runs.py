@@ -55,6 +55,7 @@ def test_checkpoint_restores_a_fitted_estimator(tmp_path):
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
     np.testing.assert_array_equal(loaded.sample(3, random_state=0), est.sample(3, random_state=0))
     assert loaded.n_iter_ == 4
+    np.testing.assert_array_equal(loaded.data_moments_, est.data_moments_)
 
 
 def test_corrupt_or_mismatched_checkpoints_give_clear_errors(tmp_path):

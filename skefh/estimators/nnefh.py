@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import NNEFHEnergy, build_statistics_net
-from ..samplers import GibbsLangevinSettings, QuadraticBasePath
+from ..samplers import GaussianMixtureBasePath, GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
 
 __all__ = ["NNEFH"]
@@ -171,6 +172,10 @@ class NNEFH(BaseEnergyEstimator):
         The resolved image shape (None for tabular data).
     range_map_ : RangeMap
         The affine map from data units to the model's working units.
+    data_moments_ : ndarray of shape (2, `n_features_in_`) or None
+        Per-feature mean and variance of the training data in working units: where the AIS
+        estimate of log Z starts half of its chains (None when restored from a checkpoint that
+        predates it).
     device_ : torch.device
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -192,7 +197,8 @@ class NNEFH(BaseEnergyEstimator):
     ``score_samples`` returns ``log p(x) = -F(w) / tau - log Z + log|det dw/dx|``: ``F(w) =
     ||w - mu||^2 - sum softplus(eta(w))`` is the exact free energy of the row ``w`` in working
     units, ``tau`` the ``score_temperature``, ``log Z`` the annealed-importance-sampling estimate
-    ``log_partition_`` (base N(mu, tau I/2), the softplus term annealed in), and the last term
+    ``log_partition_`` (base: an equal mixture of N(mu, tau I/2) and a Gaussian fitted to the
+    training data, annealed to exp(-F / tau)), and the last term
     the log-Jacobian of the data scaling, so that values are log-densities in the units of
     ``X``. The AIS estimate of log Z is biased low when its
     weights are uneven (check ``log_partition_ess_``); raise ``ais_steps`` to tighten it.
@@ -369,7 +375,34 @@ class NNEFH(BaseEnergyEstimator):
     def _n_features_out(self) -> int:
         return self.n_statistics if self.features == "U" else self.n_components
 
+    def _initialise(self, X):
+        super()._initialise(X)
+        working = self.range_map_.to_working(X).astype(np.float64)
+        self.data_moments_ = np.stack([working.mean(0), working.var(0)])
+
     def _annealing_path(self):
-        # From N(mu, tau I / 2) (the quadratic term alone) to exp(-F / tau): the softplus term
-        # is annealed in.
-        return QuadraticBasePath(self.module_, temperature=self._score_temperature())
+        # Chains start from an equal mixture of N(mu, tau I / 2) (the quadratic term alone:
+        # where an untrained network's mass is) and a Gaussian fitted to the training data
+        # (where a trained one's is). The data component's variance adds tau / 2, the spread of
+        # exp(-F / tau) about any point where the statistics are locally linear.
+        tau = self._score_temperature()
+        mu = self.module_.mu.detach()
+        means, variances = [mu], [torch.full_like(mu, 0.5 * tau)]
+        if self.data_moments_ is not None:
+            mean, var = (
+                torch.as_tensor(a, dtype=mu.dtype, device=mu.device).reshape(mu.shape)
+                for a in self.data_moments_
+            )
+            means.append(mean)
+            variances.append(var + 0.5 * tau)
+        return GaussianMixtureBasePath(self.module_, torch.stack(means), torch.stack(variances), tau)
+
+    def _extra_state(self) -> dict:
+        if self.data_moments_ is None:
+            return {}
+        return {"data_moments": torch.from_numpy(self.data_moments_)}
+
+    def _load_extra_state(self, state: dict) -> None:
+        # Checkpoints written before the data component existed fall back to the quadratic base.
+        moments = state.get("data_moments")
+        self.data_moments_ = None if moments is None else moments.numpy()

@@ -26,6 +26,7 @@ __all__ = [
 from .ais import (  # noqa: E402
     AISResult,
     BoxPath,
+    GaussianMixtureBasePath,
     GRBMPath,
     QuadraticBasePath,
     annealed_importance_sampling,
@@ -37,6 +38,7 @@ from .ais import (  # noqa: E402
 __all__ += [
     "AISResult",
     "BoxPath",
+    "GaussianMixtureBasePath",
     "GRBMPath",
     "QuadraticBasePath",
     "annealed_importance_sampling",
