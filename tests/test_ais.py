@@ -16,6 +16,7 @@ from skefh.samplers import (
     annealed_importance_sampling,
     geometric_schedule,
     grbm_exact_log_partition,
+    kernel_lower_bound,
     linear_schedule,
 )
 
@@ -129,6 +130,32 @@ def test_gaussian_mixture_base_density_and_gradient():
     torch.testing.assert_close(grad, autograd)
     samples = path.sample_base(20_000, torch.Generator().manual_seed(2))
     torch.testing.assert_close(samples.mean(0), means.mean(0), atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("variance", [0.05, 0.3, 1.0])
+def test_kernel_lower_bound_is_below_the_exact_log_partition(variance):
+    """Jensen: for any kernel density q, E_q[log f - log q] <= log Z; closest when q is near f."""
+    model, w, exact = far_mode_nnefh()
+    gen = torch.Generator().manual_seed(0)
+    centres = w / 2 + 0.7 * torch.randn(200, w.shape[0], generator=gen, dtype=w.dtype)  # "data" at the mode
+    bound, std = kernel_lower_bound(lambda x: -model.free_energy(x), centres, variance, 4000, generator=gen)
+    assert bound < exact + 3 * std
+    assert 0 < std < 1
+    if variance == 0.3:
+        assert bound > exact - 6.0  # informative: well above the quadratic base's 9.16
+    tiny = tiny_nnefh(2, 4, 5, seed=3)
+    tiny_exact = _quadrature_log_z(tiny.free_energy, -15, 15, n=1501, dim=2)
+    centres = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    bound, std = kernel_lower_bound(lambda x: -tiny.free_energy(x), centres, variance, 4000, generator=gen)
+    assert bound < tiny_exact + 3 * std
+
+
+def test_kernel_lower_bound_rejects_bad_arguments():
+    centres = torch.zeros(3, 2)
+    with pytest.raises(ValueError, match="variance must be positive"):
+        kernel_lower_bound(lambda x: x.sum(1), centres, 0.0)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        kernel_lower_bound(lambda x: x.sum(1), centres[:0], 1.0)
 
 
 class _Quadratic(nn.Module):

@@ -56,7 +56,11 @@ class LikelihoodMixin:
     def _after_fit(self, X) -> None:
         self._invalidate_log_partition()
         if self._log_partition_method() is not None:
+            self._prepare_log_partition_check(X)
             self.estimate_log_partition()
+
+    def _prepare_log_partition_check(self, X) -> None:
+        """Compute, from the training data, what the AIS estimate is checked against (subclasses)."""
 
     def _invalidate_log_partition(self) -> None:
         """Forget log Z (the weights changed); ``score_samples`` re-estimates it when needed."""
@@ -110,6 +114,15 @@ class LikelihoodMixin:
         self.log_partition_ = result.log_z
         self.log_partition_std_ = result.log_z_std
         self.log_partition_ess_ = result.ess
+        bound = getattr(self, "log_partition_lower_bound_", None)
+        if bound is not None and result.log_z < bound:
+            warnings.warn(
+                f"the AIS estimate of log Z ({result.log_z:.2f}) is below a lower bound computed "
+                f"from the training data ({bound:.2f}): its chains missed mass the model puts near "
+                "the data, and score is too high; raise ais_steps (or ais_chains)",
+                LikelihoodWarning,
+                stacklevel=2,
+            )
         if result.ess < max(2.0, 0.05 * result.n_chains):
             warnings.warn(
                 f"the AIS estimate of log Z rests on {result.ess:.1f} effective samples out of "

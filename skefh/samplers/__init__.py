@@ -32,6 +32,7 @@ from .ais import (  # noqa: E402
     annealed_importance_sampling,
     geometric_schedule,
     grbm_exact_log_partition,
+    kernel_lower_bound,
     linear_schedule,
 )
 
@@ -44,5 +45,6 @@ __all__ += [
     "annealed_importance_sampling",
     "geometric_schedule",
     "grbm_exact_log_partition",
+    "kernel_lower_bound",
     "linear_schedule",
 ]
