@@ -116,6 +116,18 @@ def test_an_ais_estimate_below_the_data_lower_bound_warns():
                  langevin_steps=1, device="cpu").fit(DIGITS_X[:50]).log_partition_lower_bound_ is None
 
 
+def test_the_grbm_lower_bound_is_below_its_exact_log_partition():
+    kw = dict(n_components=8, gibbs_steps=5, langevin_steps=5, batch_size=64, max_iter=60, random_state=0,
+              device="cpu")
+    ais = GRBM(log_partition="ais", ais_chains=64, ais_steps=300, **kw).fit(DIGITS_X[:400])
+    exact = GRBM(**kw).fit(DIGITS_X[:400])  # the same fit, log Z by enumeration
+    assert exact.log_partition_std_ == 0.0 and exact.log_partition_lower_bound_ is None
+    assert ais.log_partition_lower_bound_ < exact.log_partition_
+    assert ais.log_partition_lower_bound_ > exact.log_partition_ - 60.0  # loose (41 nats here), not vacuous
+    assert not hasattr(EBM(max_iter=1, n_statistics=4, n_filters=2, langevin_steps=1, ais_chains=4, ais_steps=3,
+                           device="cpu").fit(DIGITS_X[:50]), "log_partition_lower_bound_")
+
+
 def test_log_partition_can_be_skipped_and_estimated_later():
     est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2,
                 max_iter=2, log_partition=None, random_state=0, device="cpu").fit(DIGITS_X[:100])

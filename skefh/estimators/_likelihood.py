@@ -15,7 +15,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..samplers.ais import annealed_importance_sampling
+from ..samplers.ais import annealed_importance_sampling, kernel_lower_bound
 
 __all__ = ["LikelihoodMixin", "LikelihoodWarning"]
 
@@ -53,18 +53,42 @@ class LikelihoodMixin:
     def _exact_partition_tractable(self) -> bool:
         return False
 
+    #: Training rows used as kernel centres, and kernel variances (times tau), for the lower
+    #: bound on log Z that an AIS estimate is checked against.
+    _bound_centres = 512
+    _bound_variances = (0.05, 0.1, 0.25)
+    #: The bound needs a density that is positive everywhere (the kernel density's support).
+    _bound_applies = True
+
     def _after_fit(self, X) -> None:
         self._invalidate_log_partition()
-        if self._log_partition_method() is not None:
-            self._prepare_log_partition_check(X)
+        method = self._log_partition_method()
+        if method is not None:
+            if method == "ais" and self._bound_applies:
+                self.log_partition_lower_bound_ = self._kernel_lower_bound(X)
             self.estimate_log_partition()
-
-    def _prepare_log_partition_check(self, X) -> None:
-        """Compute, from the training data, what the AIS estimate is checked against (subclasses)."""
 
     def _invalidate_log_partition(self) -> None:
         """Forget log Z (the weights changed); ``score_samples`` re-estimates it when needed."""
         self.log_partition_ = self.log_partition_std_ = self.log_partition_ess_ = None
+        if self._bound_applies:
+            self.log_partition_lower_bound_ = None  # it was for the old weights
+
+    def _kernel_lower_bound(self, X) -> float:
+        """Largest over kernel variances of (bound - 3 standard errors); see
+        :func:`skefh.samplers.kernel_lower_bound`."""
+        working = self.range_map_.to_working(X)
+        rows = np.random.default_rng(self._seed).permutation(len(working))[: self._bound_centres]
+        centres = self._to_tensor(working[np.sort(rows)]).to(self.module_.mu.dtype)
+        generator = torch.Generator(device=self.device_).manual_seed(self._seed + 11)
+        tau = self._score_temperature()
+        bounds = []
+        for scale in self._bound_variances:
+            value, std = kernel_lower_bound(
+                lambda x: -self.module_.free_energy(x) / tau, centres, scale * tau, generator=generator
+            )
+            bounds.append(value - 3.0 * std)
+        return max(bounds)
 
     def _after_restore(self) -> None:
         # Estimated on first use: loading a checkpoint to sample or transform need not pay for AIS.

@@ -234,6 +234,8 @@ class EBM(BaseEnergyEstimator):
     # -- the density: exp(-c E(x)) on a box -------------------------------------------------------
     #: The support box is the data's working range widened by this fraction of its width.
     _support_margin = 0.05
+    #: A kernel density reaches outside the box, where the density is zero: no kernel bound.
+    _bound_applies = False
 
     def _initialise(self, X):
         super()._initialise(X)

@@ -9,7 +9,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import NNEFHEnergy, build_statistics_net
-from ..samplers import GaussianMixtureBasePath, GibbsLangevinSettings, kernel_lower_bound
+from ..samplers import GaussianMixtureBasePath, GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
 
 __all__ = ["NNEFH"]
@@ -380,37 +380,10 @@ class NNEFH(BaseEnergyEstimator):
     def _n_features_out(self) -> int:
         return self.n_statistics if self.features == "U" else self.n_components
 
-    #: Training rows used as kernel centres, and kernel variances (times tau), for the lower
-    #: bound on log Z that the AIS estimate is checked against.
-    _bound_centres = 512
-    _bound_variances = (0.05, 0.1, 0.25)
-
     def _initialise(self, X):
         super()._initialise(X)
         working = self.range_map_.to_working(X).astype(np.float64)
         self.data_moments_ = np.stack([working.mean(0), working.var(0)])
-
-    def _invalidate_log_partition(self) -> None:
-        super()._invalidate_log_partition()
-        self.log_partition_lower_bound_ = None  # it was for the old weights
-
-    def _prepare_log_partition_check(self, X) -> None:
-        self.log_partition_lower_bound_ = self._kernel_lower_bound(X)
-
-    def _kernel_lower_bound(self, X) -> float:
-        """max over kernel variances of (bound - 3 standard errors): see :func:`kernel_lower_bound`."""
-        working = self.range_map_.to_working(X)
-        rows = np.random.default_rng(self._seed).permutation(len(working))[: self._bound_centres]
-        centres = self._to_tensor(working[np.sort(rows)]).to(self.module_.mu.dtype)
-        generator = torch.Generator(device=self.device_).manual_seed(self._seed + 11)
-        tau = self._score_temperature()
-        bounds = []
-        for scale in self._bound_variances:
-            value, std = kernel_lower_bound(
-                lambda x: -self.module_.free_energy(x) / tau, centres, scale * tau, generator=generator
-            )
-            bounds.append(value - 3.0 * std)
-        return max(bounds)
 
     def _annealing_path(self):
         # Chains start from an equal mixture of N(mu, tau I / 2) (the quadratic term alone:
