@@ -77,9 +77,8 @@ class LikelihoodMixin:
     def _kernel_lower_bound(self, X) -> float:
         """Largest over kernel variances of (bound - 3 standard errors); see
         :func:`skefh.samplers.kernel_lower_bound`."""
-        working = self.range_map_.to_working(X)
-        rows = np.random.default_rng(self._seed).permutation(len(working))[: self._bound_centres]
-        centres = self._to_tensor(working[np.sort(rows)]).to(self.module_.mu.dtype)
+        rows = np.random.default_rng(self._seed).permutation(len(X))[: self._bound_centres]
+        centres = self._to_tensor(self.range_map_.to_working(X[np.sort(rows)])).to(self.module_.mu.dtype)
         generator = torch.Generator(device=self.device_).manual_seed(self._seed + 11)
         tau = self._score_temperature()
         bounds = []
