@@ -4,7 +4,7 @@
 
 There is no latent and no quadratic containment term (the first author's EBM code has the
 ``0.1 ||x||^2`` term commented out), so E need not be integrable on R^D; the density of the
-fitted model is defined on the bounded working range of the data (see ``skefh.samplers.ais``).
+fitted model is defined on the bounded working range of the data (see ``skefh.samplers.annealing_paths``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,296 @@
+"""Annealing paths for :func:`skefh.samplers.annealed_importance_sampling`.
+
+The paths provided here (each borrows a model and owns no parameters):
+
+- :class:`GaussianMixtureBasePath` (NN-EFH, what the estimator uses): base a mixture of
+  diagonal Gaussians (one at mu with the quadratic term's spread, one fitted to the training
+  data), f_beta = f_0^(1 - beta) exp(-F / tau)^beta; MALA moves.
+- :class:`QuadraticBasePath` (NN-EFH): base N(mu, tau I/2), the quadratic term alone; the
+  softplus term is annealed in, f_beta(x) = exp((-||x - mu||^2 + beta * sum softplus(eta(x))) / tau);
+  MALA moves. Its chains miss mass that a trained network puts far from mu (see
+  :class:`GaussianMixtureBasePath`).
+- :class:`BoxPath` (EBM): base uniform on a box; f_beta(x) = exp(-beta * c * E(x)) on the box;
+  MALA moves whose proposals outside the box are rejected.
+- :class:`GRBMPath` (GRBM): base N(mu, sigma^2) x Bern(1/2); W and b scaled by beta; exact block
+  Gibbs moves.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from ..nn.base import EnergyModel
+
+__all__ = ["GaussianMixtureBasePath", "QuadraticBasePath", "BoxPath", "GRBMPath"]
+
+
+class _GeometricPath:
+    """A path ``log f_beta(x) = log f_0(x) + beta r(x)`` with Metropolis-adjusted Langevin moves.
+
+    Subclasses give the base density (``_base_and_grad``: closed form, cheap) and ``log_ratio``
+    r(x) = log f_1(x) - log f_0(x) (a network evaluation). r and its input gradient are cached
+    at the chains' current states, so each move costs one network forward and backward pass (at
+    the proposal), and the weight increment ``(beta' - beta) r(x)`` reuses the same value.
+    The MALA step size is adapted towards ``target_acceptance`` as the run goes.
+    """
+
+    log_z0: float
+
+    def __init__(self, model, step_size: float, n_moves: int, target_acceptance: float = 0.6):
+        self.model = model
+        self.step_size = float(step_size)
+        self.n_moves = n_moves
+        self.target = target_acceptance
+        self._accepted = 0.0
+        self._moves = 0
+        self._cache = None  # (x, r(x), grad r(x)) for the tensor the chains are at
+
+    def _base_and_grad(self, x):
+        raise NotImplementedError
+
+    def log_ratio(self, x):
+        raise NotImplementedError
+
+    def inside(self, x):
+        """Whether each proposal lies in the support (all of it, unless a subclass restricts)."""
+        return None
+
+    def _ratio_and_grad(self, x):
+        if self._cache is not None and self._cache[0] is x:
+            return self._cache[1], self._cache[2]
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            ratio = self.log_ratio(xg)
+            (grad,) = torch.autograd.grad(ratio.sum(), xg)
+        ratio = ratio.detach()
+        self._cache = (x, ratio, grad)
+        return ratio, grad
+
+    def log_weight_increment(self, x, beta_prev, beta_next):
+        ratio, _ = self._ratio_and_grad(x)
+        return (beta_next - beta_prev) * ratio.double()
+
+    def transition(self, x, beta, generator):
+        for _ in range(self.n_moves):
+            x = self._move(x, beta, generator)
+        return x
+
+    def _move(self, x, beta, generator):
+        ratio, ratio_grad = self._ratio_and_grad(x)
+        base, base_grad = self._base_and_grad(x)
+        logp, grad = base + beta * ratio, base_grad + beta * ratio_grad
+        eps = self.step_size
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        proposal = x + eps * grad + math.sqrt(2 * eps) * noise
+        ratio_new, ratio_grad_new = self._ratio_and_grad(proposal)
+        base_new, base_grad_new = self._base_and_grad(proposal)
+        logp_new, grad_new = base_new + beta * ratio_new, base_grad_new + beta * ratio_grad_new
+        # log q(x | x') - log q(x' | x) for the Langevin proposal.
+        fwd = (proposal - x - eps * grad).flatten(1).square().sum(1)
+        bwd = (x - proposal - eps * grad_new).flatten(1).square().sum(1)
+        log_accept = logp_new - logp + (fwd - bwd) / (4 * eps)
+        inside = self.inside(proposal)
+        if inside is not None:
+            log_accept = torch.where(inside, log_accept, torch.full_like(log_accept, -math.inf))
+        u = torch.rand(log_accept.shape, generator=generator, device=x.device, dtype=log_accept.dtype)
+        accept = torch.log(u) < log_accept
+        rows = accept.view(-1, *([1] * (x.dim() - 1)))
+        x_next = torch.where(rows, proposal, x)
+        self._cache = (
+            x_next,
+            torch.where(accept, ratio_new, ratio),
+            torch.where(rows, ratio_grad_new, ratio_grad),
+        )
+        rate = float(accept.float().mean())
+        self._accepted += rate
+        self._moves += 1
+        # Robbins-Monro-style nudging of the step towards the target acceptance rate.
+        self.step_size *= math.exp(0.5 * (rate - self.target))
+        return x_next
+
+    @property
+    def acceptance(self) -> float:
+        """Mean Metropolis acceptance rate of the moves so far."""
+        return self._accepted / max(self._moves, 1)
+
+
+class QuadraticBasePath(_GeometricPath):
+    """NN-EFH: from N(mu, tau I / 2) (the quadratic term alone) to exp(-F(x) / tau).
+
+    Parameters
+    ----------
+    model : skefh.nn.NNEFHEnergy
+    temperature : float, default=1.0
+        tau; the target is exp(-F / tau), with tau = 1 the paper's nominal density.
+    step_size : float, optional
+        Initial MALA step size (adapted towards 60 % acceptance); defaults to ``0.01 * tau``.
+    n_moves : int, default=1
+        MALA moves per intermediate distribution.
+    """
+
+    def __init__(self, model: EnergyModel, temperature: float = 1.0, step_size: Optional[float] = None,
+                 n_moves: int = 1):
+        self.temperature = float(temperature)
+        super().__init__(model, step_size if step_size is not None else 0.01 * self.temperature, n_moves)
+        self.dim = math.prod(model.input_shape)
+        # the integral of exp(-||x - mu||^2 / tau)
+        self.log_z0 = 0.5 * self.dim * math.log(math.pi * self.temperature)
+
+    def sample_base(self, n, generator):
+        mu = self.model.mu.detach()
+        noise = torch.randn((n, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + noise * math.sqrt(0.5 * self.temperature)
+
+    def log_ratio(self, x):
+        """log f_1(x) - log f_0(x) = sum softplus(eta(x)) / tau."""
+        return torch.nn.functional.softplus(self.model.posterior_logits(x)).sum(1) / self.temperature
+
+    def _base_and_grad(self, x):
+        diff = x - self.model.mu.detach()
+        return -diff.flatten(1).square().sum(1) / self.temperature, -2.0 * diff / self.temperature
+
+
+class GaussianMixtureBasePath(_GeometricPath):
+    """NN-EFH: from a mixture of diagonal Gaussians to exp(-F(x) / tau).
+
+    The quadratic-term base of :class:`QuadraticBasePath` sits where an untrained network puts
+    its mass; a trained one can put nearly all of it near the data, far from that base's typical
+    set, where annealed chains started from the base never arrive. Their weights then agree
+    with one another (a high effective sample size, a small standard error) on a log Z that misses
+    that mass: measured on digits, 37.2 +- 0.01 nats with 31.8 of 32 effective samples for a model
+    whose training images alone carry log-densities ~73 nats above the base's typical points.
+    A mixture with a component fitted to the data starts chains in both places. The base is
+    normalised (log Z_0 = 0) and sampled exactly, so the estimate stays an AIS estimate; the
+    components only decide where the chains start.
+
+    Parameters
+    ----------
+    model : skefh.nn.NNEFHEnergy
+    means, variances : torch.Tensor of shape ``(n_components, *input_shape)``
+        The components' means and per-coordinate variances (> 0); equal mixing weights.
+    temperature : float, default=1.0
+        tau; the target is exp(-F / tau).
+    step_size : float, optional
+        Initial MALA step size (adapted towards 60 % acceptance); defaults to ``0.01 * tau``.
+    n_moves : int, default=1
+        MALA moves per intermediate distribution.
+    """
+
+    log_z0 = 0.0
+
+    def __init__(self, model: EnergyModel, means: torch.Tensor, variances: torch.Tensor,
+                 temperature: float = 1.0, step_size: Optional[float] = None, n_moves: int = 1):
+        shape = tuple(model.input_shape)
+        if means.dim() != len(shape) + 1 or tuple(means.shape[1:]) != shape or means.shape != variances.shape:
+            raise ValueError(
+                f"means and variances must both have shape (n_components, *{shape}), got "
+                f"{tuple(means.shape)} and {tuple(variances.shape)}"
+            )
+        if not bool(torch.all(variances > 0)) or not bool(torch.all(torch.isfinite(means))):
+            raise ValueError("the base components need finite means and positive variances")
+        self.temperature = float(temperature)
+        super().__init__(model, step_size if step_size is not None else 0.01 * self.temperature, n_moves)
+        self.means, self.variances = means, variances
+        n = means.shape[0]
+        # log of (mixing weight x Gaussian normaliser), per component
+        self._log_norm = -math.log(n) - 0.5 * (torch.log(2 * math.pi * variances)).flatten(1).sum(1)
+
+    def sample_base(self, n, generator):
+        k = self.means.shape[0]
+        device = self.means.device
+        which = torch.randint(k, (n,), generator=generator, device=device)
+        noise = torch.randn((n, *self.means.shape[1:]), generator=generator, device=device, dtype=self.means.dtype)
+        return self.means[which] + noise * self.variances[which].sqrt()
+
+    def _component_log_densities(self, x):
+        diff = x.unsqueeze(1) - self.means  # (B, K, *shape)
+        return self._log_norm - (diff.square() / (2 * self.variances)).flatten(2).sum(2), diff
+
+    def _log_base(self, x):
+        return torch.logsumexp(self._component_log_densities(x)[0], dim=1)
+
+    def log_ratio(self, x):
+        """log f_1(x) - log f_0(x) = -F(x) / tau - log q(x)."""
+        return -self.model.free_energy(x) / self.temperature - self._log_base(x)
+
+    def _base_and_grad(self, x):
+        log_components, diff = self._component_log_densities(x)
+        log_q = torch.logsumexp(log_components, dim=1)
+        responsibility = torch.softmax(log_components, dim=1).view(*log_components.shape, *([1] * (x.dim() - 1)))
+        return log_q, -(responsibility * diff / self.variances).sum(1)
+
+
+class BoxPath(_GeometricPath):
+    """EBM: from the uniform density on a box to exp(-scale * E(x)) restricted to that box.
+
+    Parameters
+    ----------
+    model : skefh.nn.EBMEnergy
+    low, high : torch.Tensor of the input shape
+        The box (the training data's range in working units).
+    scale : float
+        c in exp(-c E(x)) (the EBM's energy scale over its temperature).
+    step_size : float, default=0.01
+    n_moves : int, default=1
+    """
+
+    def __init__(self, model, low, high, scale: float, step_size: float = 0.01, n_moves: int = 1):
+        if not bool(torch.all(high > low)):
+            raise ValueError("the box must have positive width in every dimension")
+        super().__init__(model, step_size, n_moves)
+        self.low, self.high = low, high
+        self.scale = float(scale)
+        self.log_z0 = float(torch.log(high - low).sum())
+
+    def sample_base(self, n, generator):
+        u = torch.rand((n, *self.low.shape), generator=generator, device=self.low.device, dtype=self.low.dtype)
+        return self.low + u * (self.high - self.low)
+
+    def inside(self, x):
+        return ((x >= self.low) & (x <= self.high)).flatten(1).all(1)
+
+    def log_ratio(self, x):
+        return -self.scale * self.model.energy(x)
+
+    def _base_and_grad(self, x):
+        return torch.zeros(x.shape[0], device=x.device, dtype=x.dtype), torch.zeros_like(x)
+
+
+class GRBMPath:
+    """GRBM: W and b scaled by beta, from N(mu, sigma^2) x Bern(1/2) to the model; Gibbs moves."""
+
+    def __init__(self, model, n_moves: int = 1):
+        self.model = model
+        self.n_moves = n_moves
+        var = model.variance().detach()
+        n_hidden = model.bias.numel()
+        self.log_z0 = float(
+            0.5 * torch.log(2 * math.pi * var).sum() + n_hidden * math.log(2.0)
+        )
+        self.acceptance = 1.0
+
+    def sample_base(self, n, generator):
+        mu, std = self.model.mu.detach(), self.model.variance().detach().sqrt()
+        return mu + std * torch.randn((n, mu.numel()), generator=generator, device=mu.device, dtype=mu.dtype)
+
+    def log_weight_increment(self, v, beta_prev, beta_next):
+        """log f_next(v) - log f_prev(v); the quadratic term cancels.
+
+        Unit by unit in float64: the difference of two float32 sums over hundreds of hidden
+        units would lose about 1e-3 nats per step, accumulating over the annealing run.
+        """
+        logits = self.model.posterior_logits(v).double()
+        softplus = torch.nn.functional.softplus
+        return (softplus(beta_next * logits) - softplus(beta_prev * logits)).sum(1)
+
+    def transition(self, v, beta, generator):
+        model = self.model
+        std = model.variance().sqrt()
+        for _ in range(self.n_moves):
+            h = torch.bernoulli(torch.sigmoid(beta * model.posterior_logits(v)), generator=generator)
+            mean = model.mu + beta * (h @ model.weight.T)
+            v = mean + std * torch.randn(mean.shape, generator=generator, device=v.device, dtype=v.dtype)
+        return v
