@@ -60,11 +60,12 @@ def test_grbm_ais_matches_the_exact_log_partition(seed):
 @pytest.mark.parametrize("dim, seed, tau", [(1, 0, 1.0), (1, 5, 1.0), (2, 1, 1.0), (2, 7, 1.0),
                                             (1, 3, 0.05), (2, 4, 0.2)])
 def test_nnefh_ais_matches_quadrature(dim, seed, tau):
-    """log of the integral of exp(-F(x) / tau), tau = 1 the paper's nominal density."""
+    """log of the integral of exp(-F_tau(x) / tau), tau = 1 the paper's nominal density."""
     model = tiny_nnefh(dim, 4, 5, seed=seed)
+    model.temperature = tau
     exact = _quadrature_log_z(lambda x: model.free_energy(x) / tau, -15, 15,
                               n=400_001 if dim == 1 else 1501, dim=dim)
-    path = QuadraticBasePath(model, temperature=tau)
+    path = QuadraticBasePath(model)
     result = annealed_importance_sampling(path, 256, 400, generator=torch.Generator().manual_seed(seed))
     assert abs(result.log_z - exact) < 3 * result.log_z_std + 0.02
     assert 0.2 < result.acceptance < 0.95
@@ -73,13 +74,14 @@ def test_nnefh_ais_matches_quadrature(dim, seed, tau):
 @pytest.mark.parametrize("dim, seed, tau", [(1, 0, 1.0), (2, 7, 1.0), (2, 4, 0.2)])
 def test_nnefh_ais_from_a_gaussian_mixture_matches_quadrature(dim, seed, tau):
     model = tiny_nnefh(dim, 4, 5, seed=seed)
+    model.temperature = tau
     exact = _quadrature_log_z(lambda x: model.free_energy(x) / tau, -15, 15,
                               n=400_001 if dim == 1 else 1501, dim=dim)
     gen = torch.Generator().manual_seed(seed)
     mu = model.mu.detach()
     means = torch.stack([mu, mu + torch.randn(dim, generator=gen, dtype=mu.dtype)])
     variances = torch.stack([torch.full_like(mu, tau / 2), torch.full_like(mu, 0.8)])
-    path = GaussianMixtureBasePath(model, means, variances, temperature=tau)
+    path = GaussianMixtureBasePath(model, means, variances)
     result = annealed_importance_sampling(path, 256, 400, generator=gen)
     assert abs(result.log_z - exact) < 3 * result.log_z_std + 0.02
     assert 0.2 < result.acceptance < 0.95

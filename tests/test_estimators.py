@@ -293,7 +293,9 @@ def test_unfitted_use_raises_not_fitted(name):
 @pytest.mark.parametrize(
     "name, params, message",
     [("nnefh", {"n_components": 0}, "n_components"), ("nnefh", {"step_size": -1.0}, "step_size"),
-     ("nnefh", {"features": "pixels"}, "features"), ("nnefh", {"energy_scale": "mean"}, "energy_scale"),
+     ("nnefh", {"features": "pixels"}, "features"), ("nnefh", {"temperature": 0.0}, "temperature"),
+     ("grbm", {"energy_scale": "mean"}, "energy_scale"), ("nnefh", {"latent_temperature": -1.0}, "latent_temperature"),
+     ("nnefh", {"downsample": "median"}, "downsample"), ("ebm", {"attention": "first"}, "attention"),
      ("nnefh", {"image_shape": "square"}, "image_shape"), ("nnefh", {"device": "tpu"}, "device"),
      ("ebm", {"langevin_steps": -1}, "langevin_steps"), ("ebm", {"features": "eta"}, "features"),
      ("grbm", {"sampler": "hmc"}, "sampler"), ("grbm", {"init_var": 0.0}, "init_var"),

@@ -58,7 +58,7 @@ def test_digits_quickstart_runs(tmp_path, capsys):
 def _no_interaction_model():
     """W = 0: eta is constant, so the latent never changes the visible dynamics."""
     est = NNEFH(n_components=4, n_statistics=4, image_shape=None, gibbs_steps=1, langevin_steps=5,
-                step_size=0.1, temperature=0.01, energy_scale=1.0, max_iter=0, random_state=0,
+                step_size=0.1, temperature=0.01, max_iter=0, random_state=0,
                 log_partition=None, device="cpu").fit(np.random.default_rng(0).normal(size=(50, 3)))
     with torch.no_grad():
         est.module_.weight.zero_()

@@ -24,11 +24,11 @@ def _one_dimensional_data(seed=0):
     "estimator, low, high",
     [
         (NNEFH(n_components=6, n_statistics=8, gibbs_steps=2, langevin_steps=5, step_size=0.1,
-               temperature=1.0, energy_scale=1.0, max_iter=40, batch_size=32, ais_chains=256,
+               temperature=1.0, max_iter=40, batch_size=32, ais_chains=256,
                ais_steps=300, random_state=0, device="cpu"), -100, 200),
         (NNEFH(n_components=6, n_statistics=8, gibbs_steps=2, langevin_steps=5, step_size=0.1,
-               temperature=0.02, energy_scale=1.0, max_iter=40, batch_size=32, ais_chains=256,
-               ais_steps=500, score_temperature="sampler", random_state=0, device="cpu"), -100, 200),
+               temperature=0.02, max_iter=40, batch_size=32, ais_chains=256,
+               ais_steps=500, random_state=0, device="cpu"), -100, 200),
         (GRBM(n_components=5, gibbs_steps=5, langevin_steps=5, batch_size=32, max_iter=40,
               random_state=0, device="cpu"), -100, 200),
         (GRBM(n_components=5, gibbs_steps=5, langevin_steps=5, batch_size=32, max_iter=40,
@@ -86,7 +86,7 @@ def test_score_ranks_a_trained_nnefh_above_an_untrained_one():
 
 def test_nnefh_ais_starts_half_its_chains_from_the_training_data():
     est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=2,
-                log_partition=None, score_temperature=0.5, random_state=0, device="cpu").fit(DIGITS_X[:100])
+                log_partition=None, temperature=0.5, random_state=0, device="cpu").fit(DIGITS_X[:100])
     working = est.range_map_.to_working(DIGITS_X[:100])
     np.testing.assert_allclose(est.data_moments_, [working.mean(0), working.var(0)], rtol=1e-5, atol=1e-7)
     path = est._annealing_path()

@@ -111,9 +111,10 @@ def test_a_checkpoint_from_another_device_resumes_deterministically(tmp_path):
 
 
 def test_unstable_configuration_raises_at_the_update_it_diverges(tmp_path):
-    """The paper's unit step without the batch-size energy scaling reflects the chain at every
-    step; a large learning rate makes the energy landscape steep within a few updates."""
-    est = NNEFH(max_iter=200, energy_scale=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
+    """A unit step on the per-sample energy (the paper's step without its batch-size scaling)
+    reflects the chain at every step; a large learning rate makes the energy landscape steep
+    within a few updates."""
+    est = NNEFH(max_iter=200, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
                 checkpoint_path=tmp_path / "ckpt.pt", checkpoint_every=1, **{**TINY, "langevin_steps": 10})
     with pytest.raises(DivergenceError) as info:
         est.fit(X)
@@ -129,7 +130,7 @@ def test_unstable_configuration_raises_at_the_update_it_diverges(tmp_path):
 
 
 def test_divergence_restore_lowers_the_learning_rate_and_finishes():
-    est = NNEFH(max_iter=30, energy_scale=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
+    est = NNEFH(max_iter=30, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
                 on_divergence="restore", **{**TINY, "langevin_steps": 10})
     try:
         est.fit(X)

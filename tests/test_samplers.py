@@ -95,10 +95,56 @@ def test_langevin_takes_numpy_and_tensor_scalar_steps(step):
     torch.testing.assert_close(run(step), run(0.3))
 
 
-@pytest.mark.parametrize("field, value", [("step_size", 0.0), ("temperature", -1.0), ("energy_scale", 0.0)])
-def test_gibbs_langevin_settings_reject_impossible_values(field, value):
-    with pytest.raises(ValueError, match="step_size > 0, temperature >= 0"):
+@pytest.mark.parametrize("field, value, message", [
+    ("step_size", 0.0, "step_size > 0"), ("energy_scale", 0.0, "energy_scale > 0"),
+    ("temperature", -1.0, "temperature must be positive"), ("temperature", 0.0, "temperature must be positive"),
+    ("latent_temperature", 0.0, "latent_temperature must be positive"),
+])
+def test_gibbs_langevin_settings_reject_impossible_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
         GibbsLangevinSettings(2, 3, 1.0, 1e-3).with_(**{field: value})
+
+
+# -- one temperature: the chain's stationary law is the model's density -----------------------
+def _quadrature_cdf(log_density, low=-8.0, high=8.0, n=200_001):
+    grid = torch.linspace(low, high, n, dtype=torch.float64)
+    with torch.no_grad():
+        weights = torch.softmax(log_density(grid[:, None]), 0)
+    cdf = torch.cumsum(weights, 0).numpy()
+    return lambda x: np.interp(x, grid.numpy(), cdf)
+
+
+def _long_chains(model, latent_temperature, n_chains=4000, seed=0):
+    settings = GibbsLangevinSettings(200, 10, 0.01, latent_temperature=latent_temperature)
+    gen = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(n_chains, 1, dtype=torch.float64, generator=gen)
+    return gibbs_langevin(model, x0, None, settings, generator=gen)["x"][:, 0].numpy()
+
+
+@pytest.mark.parametrize("seed, tau", [(0, 0.25), (2, 0.25), (3, 0.5)])
+def test_gibbs_langevin_at_one_temperature_samples_the_tempered_marginal(seed, tau):
+    """Latent draws and x-steps both at tau: 4,000 long chains (2,000 small steps each) are
+    distributed as exp(-F_tau(x) / tau), computed by quadrature (Kolmogorov-Smirnov test). The
+    paper's mixed chain, latent draws at 1 and x-steps at tau, fails the same test."""
+    from scipy import stats
+
+    model = tiny_nnefh(1, 3, 4, seed=seed)
+    model.temperature = tau
+    cdf = _quadrature_cdf(model.log_density)
+    assert stats.kstest(_long_chains(model, None), cdf).pvalue > 1e-3
+    assert stats.kstest(_long_chains(model, 1.0), cdf).pvalue < 1e-6
+
+
+def test_the_tempered_free_energy_sums_the_tempered_joint():
+    """exp(-F_tau(x) / tau) = sum_z exp(-E(z, x) / tau), and p_tau(z | x) = Bern(sigmoid(eta / tau))."""
+    model = tiny_nnefh(3, 4, 5, seed=1)
+    model.temperature = 0.3
+    x = torch.randn(6, 3, dtype=torch.float64)
+    zs = all_binary_states(4)
+    joint = torch.stack([-model.energy(x, z.expand(6, 4)) / 0.3 for z in zs], 1)  # (6, 16)
+    torch.testing.assert_close(model.log_density(x), torch.logsumexp(joint, 1))
+    posterior = torch.softmax(joint, 1) @ zs  # E[z_k | x] by enumeration
+    torch.testing.assert_close(model.posterior_probabilities(x), posterior)
 
 
 def test_step_schedules():

@@ -25,8 +25,7 @@ from ..samplers import (
     GibbsLangevinSettings,
     ReplayBuffer,
     TrainingSampler,
-    sample_from_data,
-    sample_from_noise,
+    gibbs_langevin,
     sampling_mode,
 )
 from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, ProgressBar
@@ -58,9 +57,8 @@ class BaseEnergyEstimator(
         "optimizer": [StrOptions({"adam", "sgd"})],
         "lr_schedule": [StrOptions({"constant", "cosine", "linear"})],
         "step_size": [Interval(Real, 0, None, closed="neither")],
-        "temperature": [Interval(Real, 0, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
         "langevin_steps": [Interval(Integral, 0, None, closed="left")],
-        "energy_scale": [StrOptions({"batch"}), Interval(Real, 0, None, closed="neither")],
         "data_noise": [Interval(Real, 0, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "energy_l2": [Interval(Real, 0, None, closed="left")],
@@ -116,11 +114,6 @@ class BaseEnergyEstimator(
         return {}
 
     # -- shared helpers --------------------------------------------------------------------------
-    def _resolved_energy_scale(self) -> float:
-        if isinstance(self.energy_scale, str):
-            return 1.0 / self.batch_size  # the paper's "normalize the final energy by the batch size"
-        return float(self.energy_scale)
-
     def _input_shape(self) -> tuple:
         return self.image_shape_ if self.image_shape_ is not None else (self.n_features_in_,)
 
@@ -349,16 +342,31 @@ class BaseEnergyEstimator(
             parts = [module.free_energy(x).cpu().numpy() for x in self._chunks(working)]
         return np.concatenate(parts)
 
-    def sample(self, n_samples=1, X=None, random_state=None):
-        """Generate samples with the training sampler's settings.
+    def sample(self, n_samples=1, X=None, *, init="noise", gibbs_steps=None, langevin_steps=None,
+               step_size=None, temperature=None, random_state=None):
+        """Generate samples; by default with the training sampler's settings.
 
         Parameters
         ----------
         n_samples : int, default=1
             Number of samples (ignored when ``X`` is given: one sample per row of ``X``).
         X : array-like of shape (n, n_features), optional
-            Algorithm 2 of the paper: the latent chain starts from the posterior of these rows,
-            the visible chain from noise. Without ``X`` both start from noise.
+            Algorithm 2 of the paper: the latent chain starts from the posterior of these rows.
+            Without ``X`` the latent starts from the posterior of the visible chain's start.
+        init : {"noise", "buffer"}, default="noise"
+            Where the visible chains start: N(0, I) in working units (the paper's samplers), or
+            the states of the training chains' replay buffer (persistent chains; needs a model
+            fitted with ``replay_buffer > 0``), which have already run for many updates.
+        gibbs_steps, langevin_steps : int, optional
+            Sampling budget: Gibbs rounds and Langevin steps per round (the EBM has one round
+            unless ``gibbs_steps`` asks for more blocks). Default: the training sampler's. A
+            model trained with short chains from noise may generate best with exactly its
+            training budget; see the user guide.
+        step_size : float, optional
+            Langevin step size; default the training sampler's.
+        temperature : float, optional
+            Sample the tempered density ``exp(-E / temperature)`` in both halves of the chain
+            instead of the model's own temperature (lower gives sharper, less varied samples).
         random_state : int, RandomState instance or None, default=None
             Seed for this call; defaults to the estimator's ``random_state``.
 
@@ -367,32 +375,90 @@ class BaseEnergyEstimator(
         ndarray of shape (n_samples, n_features)
             In the units and dtype of the training data (of ``X`` when given).
         """
-        out, dtype = self._draw(n_samples, X, random_state, keep="last")
+        out, dtype = self._draw(n_samples, X, random_state, keep="last", init=init, gibbs_steps=gibbs_steps,
+                                langevin_steps=langevin_steps, step_size=step_size, temperature=temperature)
         with sampling_mode(self.module_), torch.no_grad():
             samples = self._finalise_samples(out)
         return self.range_map_.to_data(self._to_numpy(samples, np.float64), dtype)
 
-    def _draw(self, n_samples, X, random_state, keep: str):
+    def sampling_settings(self, gibbs_steps=None, langevin_steps=None, step_size=None, temperature=None):
+        """The sampler settings :meth:`sample` uses with these arguments.
+
+        Parameters
+        ----------
+        gibbs_steps, langevin_steps, step_size, temperature : optional
+            As in :meth:`sample`; None keeps the training sampler's value.
+
+        Returns
+        -------
+        skefh.samplers.GibbsLangevinSettings
+        """
+        settings = self._sampler_settings()
+        changes = {}
+        for name, field, value in (("gibbs_steps", "n_gibbs", gibbs_steps),
+                                   ("langevin_steps", "n_langevin", langevin_steps)):
+            if value is not None:
+                if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+                    raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                changes[field] = int(value)
+        for name, value in (("step_size", step_size), ("temperature", temperature)):
+            if value is not None:
+                if not isinstance(value, Real) or isinstance(value, bool) or not value > 0:
+                    raise ValueError(f"{name} must be a positive number, got {value!r}")
+                changes[name] = float(value)
+        if temperature is not None and settings.latent_temperature is not None:
+            changes["latent_temperature"] = float(temperature)  # one density at the asked temperature
+        return settings.with_(**changes)
+
+    def _replay_states(self) -> torch.Tensor:
+        saved = (self._trainer_state or {}).get("sampler") or {}
+        buffer = saved.get("replay_buffer")
+        if buffer is None or buffer.get("states") is None:
+            raise ValueError(
+                f"init='buffer' needs a model fitted with a replay buffer; this {type(self).__name__} "
+                "has none (set replay_buffer > 0 before fit)"
+            )
+        return buffer["states"]
+
+    def _draw(self, n_samples, X, random_state, keep: str, init: str = "noise", **budget):
         """Validate the sampling arguments and run the sampler; return its dict and out dtype."""
         check_is_fitted(self)
+        if init not in ("noise", "buffer"):
+            raise ValueError(f"init must be 'noise' or 'buffer', got {init!r}")
         seed = _seed_from(random_state if random_state is not None else self.random_state)
         generator = torch.Generator(device=self.device_).manual_seed(seed)
-        settings = self._sampler_settings()
+        settings = self.sampling_settings(**budget)
         dtype = self._fit_dtype
         if X is not None:
             X = self._validate_input(X, reset=False)
             dtype = X.dtype
             x_data = self._to_tensor(self.range_map_.to_working(X))
+            n_samples = x_data.shape[0]
         elif not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        n_samples = int(n_samples)
+        model = self.module_
+        param_dtype = next(model.parameters()).dtype
+        if init == "buffer":
+            states = self._replay_states()
+            rows = torch.randperm(len(states), generator=torch.Generator().manual_seed(seed))
+            rows = rows[:n_samples] if n_samples <= len(states) else torch.randint(
+                len(states), (n_samples,), generator=torch.Generator().manual_seed(seed))
+            x0 = states[rows].to(device=self.device_, dtype=param_dtype).reshape(n_samples, *model.input_shape)
+        else:
+            x0 = torch.randn((n_samples, *model.input_shape), generator=generator, device=self.device_,
+                             dtype=param_dtype)
+        z0 = None
+        if X is not None and model.has_latent:
+            with sampling_mode(model), torch.no_grad():
+                z0 = model.sample_latent(x_data.to(param_dtype), generator, settings.temperatures(model)[1])
         with self._compiled():
-            if X is not None:
-                out = sample_from_data(self.module_, x_data, settings, generator=generator, keep=keep)
-            else:
-                out = sample_from_noise(self.module_, int(n_samples), settings, generator=generator, keep=keep)
+            out = gibbs_langevin(model, x0, z0, settings, generator=generator, keep=keep)
+        out["x0"] = x0
         return out, dtype
 
-    def sample_chains(self, n_samples=1, X=None, random_state=None):
+    def sample_chains(self, n_samples=1, X=None, *, init="noise", gibbs_steps=None, langevin_steps=None,
+                      step_size=None, temperature=None, random_state=None):
         """Like :meth:`sample`, but return the chain after every Gibbs round (Fig. 5a).
 
         Parameters
@@ -400,6 +466,8 @@ class BaseEnergyEstimator(
         n_samples : int, default=1
         X : array-like of shape (n, n_features), optional
             Start the latent chain from the posterior of these rows (Algorithm 2).
+        init, gibbs_steps, langevin_steps, step_size, temperature
+            As in :meth:`sample`.
         random_state : int, RandomState instance or None, default=None
 
         Returns
@@ -409,7 +477,8 @@ class BaseEnergyEstimator(
             Gibbs round m (for the GRBM with ``sample_mean=True`` the conditional mean), in the
             units of the training data.
         """
-        out, dtype = self._draw(n_samples, X, random_state, keep="all")
+        out, dtype = self._draw(n_samples, X, random_state, keep="all", init=init, gibbs_steps=gibbs_steps,
+                                langevin_steps=langevin_steps, step_size=step_size, temperature=temperature)
         with sampling_mode(self.module_), torch.no_grad():
             states = [out["x0"]] + [
                 self._finalise_samples({"x": x, "z": z}) for x, z in zip(out["xs"], out["zs"])

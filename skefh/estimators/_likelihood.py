@@ -80,12 +80,10 @@ class LikelihoodMixin:
         rows = np.random.default_rng(self._seed).permutation(len(X))[: self._bound_centres]
         centres = self._to_tensor(self.range_map_.to_working(X[np.sort(rows)])).to(self.module_.mu.dtype)
         generator = torch.Generator(device=self.device_).manual_seed(self._seed + 11)
-        tau = self._score_temperature()
+        tau = self.module_.temperature
         bounds = []
         for scale in self._bound_variances:
-            value, std = kernel_lower_bound(
-                lambda x: -self.module_.free_energy(x) / tau, centres, scale * tau, generator=generator
-            )
+            value, std = kernel_lower_bound(self.module_.log_density, centres, scale * tau, generator=generator)
             bounds.append(value - 3.0 * std)
         return max(bounds)
 
@@ -156,20 +154,9 @@ class LikelihoodMixin:
             )
         return self
 
-    def _score_temperature(self) -> float:
-        """tau in p(w) proportional to exp(-F(w) / tau).
-
-        "sampler" is the temperature the Langevin part of the training sampler targets, T / s
-        (temperature over energy scale).
-        """
-        value = getattr(self, "score_temperature", 1.0)
-        if value == "sampler":
-            return self.temperature / self._resolved_energy_scale() if self.temperature > 0 else 1.0
-        return float(value)
-
     def _unnormalised_log_density(self, X) -> np.ndarray:
-        """log f(w(x)) in working units: ``-F / tau``."""
-        return -self.free_energy(X) / self._score_temperature()
+        """log f(w(x)) in working units: ``-F / tau`` with tau the model's temperature."""
+        return -self.free_energy(X) / self.module_.temperature
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over the rows of ``X``.

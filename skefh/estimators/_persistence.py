@@ -25,7 +25,7 @@ __all__ = ["PersistenceMixin"]
 # Parameters that do not change the training trajectory: they may differ on resume.
 _RESUME_FREE_PARAMS = {
     "verbose", "max_iter", "checkpoint_path", "checkpoint_every", "callbacks", "device",
-    "on_divergence", "features", "log_partition", "ais_chains", "ais_steps", "score_temperature",
+    "on_divergence", "features", "log_partition", "ais_chains", "ais_steps",
     "sample_mean",
 }
 

@@ -32,17 +32,19 @@ class EBM(BaseEnergyEstimator):
     image_shape : "auto", tuple of (C, H, W) or None, default="auto"
         As in :class:`NNEFH`.
     statistics : {"auto", "conv", "mlp"} or callable, default="auto"
-    attention : bool, default=True
+    attention : bool or "last", default=True
+    downsample : {"maxpool", "avgpool", "stride"}, default="maxpool"
     activation : {"leaky_relu", "swish"}, default="leaky_relu"
     spectral_norm : bool, default=False
     langevin_steps : int, default=100
         Steps of short-run Langevin per update. The paper does not state it; 100 is the first
         author's first EBM configuration and Nijkamp et al.'s short-run setting.
-    step_size : float, default=1.0
-    temperature : float, default=5e-5
-    energy_scale : "batch" or float, default=1.0
-        Factor on the energy in the Langevin drift; 1.0 (the gradient of the summed energy)
-        follows the first author's EBM code.
+    step_size : float, default=0.05
+        As in :class:`NNEFH`: ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau) xi``.
+    temperature : float, default=1e-3
+        tau: the model is ``exp(-E(x) / tau)`` and the Langevin chains target it. The paper's
+        EBM steps (step 1 on the summed energy, temperature 5e-5, as in the first author's
+        code) are ``step_size=1, temperature=5e-5``.
     replay_buffer : int, default=0
         Size of a replay buffer of past chain states; 0 (the paper's recipe) restarts every
         chain from noise at every update. As in :class:`NNEFH`. On Fashion-MNIST over 10,000
@@ -71,10 +73,6 @@ class EBM(BaseEnergyEstimator):
         As in :class:`NNEFH`.
     log_partition, ais_chains, ais_steps
         As in :class:`NNEFH`.
-    score_temperature : "sampler" or float, default="sampler"
-        tau in the density ``exp(-E(x) / tau)`` on the support box; "sampler" is
-        ``temperature / energy_scale``, what the Langevin sampler targets (an energy-based
-        model has no other natural temperature).
 
     Attributes
     ----------
@@ -92,9 +90,8 @@ class EBM(BaseEnergyEstimator):
 
     Notes
     -----
-    The model density is taken to be the one its Langevin sampler targets,
-    ``p(w) proportional to exp(-E(w) / tau)`` with ``tau = T / s`` (temperature over energy
-    scale; ``score_temperature`` overrides it), restricted to a box ``support_``: ``E`` alone
+    The model density is the one its Langevin sampler targets,
+    ``p(w) proportional to exp(-E(w) / tau)``, restricted to a box ``support_``: ``E`` alone
     need not be integrable on R^D.
     The box is the training data's range in working units ([-1, 1] for images, each feature's
     range for tabular data) widened by 5 % of its width on each side; rows outside it have
@@ -122,12 +119,12 @@ class EBM(BaseEnergyEstimator):
         "n_statistics": [Interval(Integral, 1, None, closed="left")],
         "n_filters": [Interval(Integral, 1, None, closed="left")],
         "statistics": _STATISTICS_CONSTRAINT,
-        "attention": ["boolean"],
+        "attention": ["boolean", StrOptions({"last"})],
+        "downsample": [StrOptions({"maxpool", "avgpool", "stride"})],
         "activation": [StrOptions({"leaky_relu", "swish"})],
         "spectral_norm": ["boolean"],
         "sampler_precision": [StrOptions({"float32", "bfloat16"})],
         "compile": ["boolean", StrOptions({"default", "reduce-overhead", "max-autotune"})],
-        "score_temperature": [StrOptions({"sampler"}), Interval(Real, 0, None, closed="neither")],
         "features": [StrOptions({"U"})],
     }
     _feature_options = ("U",)
@@ -140,12 +137,12 @@ class EBM(BaseEnergyEstimator):
         image_shape="auto",
         statistics="auto",
         attention=True,
+        downsample="maxpool",
         activation="leaky_relu",
         spectral_norm=False,
         langevin_steps=100,
-        step_size=1.0,
-        temperature=5e-5,
-        energy_scale=1.0,
+        step_size=0.05,
+        temperature=1e-3,
         replay_buffer=0,
         replay_reinit=0.05,
         sampler_precision="float32",
@@ -168,7 +165,6 @@ class EBM(BaseEnergyEstimator):
         on_divergence="raise",
         callbacks=None,
         log_partition="auto",
-        score_temperature="sampler",
         ais_chains=64,
         ais_steps=1000,
     ):
@@ -177,12 +173,12 @@ class EBM(BaseEnergyEstimator):
         self.image_shape = image_shape
         self.statistics = statistics
         self.attention = attention
+        self.downsample = downsample
         self.activation = activation
         self.spectral_norm = spectral_norm
         self.langevin_steps = langevin_steps
         self.step_size = step_size
         self.temperature = temperature
-        self.energy_scale = energy_scale
         self.replay_buffer = replay_buffer
         self.replay_reinit = replay_reinit
         self.sampler_precision = sampler_precision
@@ -205,7 +201,6 @@ class EBM(BaseEnergyEstimator):
         self.on_divergence = on_divergence
         self.callbacks = callbacks
         self.log_partition = log_partition
-        self.score_temperature = score_temperature
         self.ais_chains = ais_chains
         self.ais_steps = ais_steps
 
@@ -213,15 +208,15 @@ class EBM(BaseEnergyEstimator):
 
     def _build_module(self, input_shape, generator):
         statistics = self._build_statistics(input_shape, generator)
-        return EBMEnergy(statistics, input_shape, self.n_statistics, generator=generator)
+        return EBMEnergy(
+            statistics, input_shape, self.n_statistics, generator=generator, temperature=self.temperature
+        )
 
     def _sampler_settings(self) -> GibbsLangevinSettings:
         return GibbsLangevinSettings(
             n_gibbs=1,
             n_langevin=self.langevin_steps,
             step_size=self.step_size,
-            temperature=self.temperature,
-            energy_scale=self._resolved_energy_scale(),
             precision=self.sampler_precision,
         )
 
@@ -252,7 +247,7 @@ class EBM(BaseEnergyEstimator):
         energy = self.free_energy(X)
         working = self.range_map_.to_working(self._validate_input(X, reset=False))
         inside = np.all((working >= self.support_[0]) & (working <= self.support_[1]), axis=1)
-        return np.where(inside, -energy / self._score_temperature(), -np.inf)
+        return np.where(inside, -energy / self.module_.temperature, -np.inf)
 
     def _annealing_path(self):
         shape = self._input_shape()
@@ -260,7 +255,7 @@ class EBM(BaseEnergyEstimator):
             torch.as_tensor(bound, dtype=torch.float32, device=self.device_).reshape(shape)
             for bound in self.support_
         )
-        return BoxPath(self.module_, low, high, 1.0 / self._score_temperature(), step_size=1e-3)
+        return BoxPath(self.module_, low, high, step_size=1e-3)
 
     def _extra_state(self) -> dict:
         return {"support": torch.from_numpy(self.support_)}

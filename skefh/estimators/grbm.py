@@ -37,9 +37,12 @@ class GRBM(BaseEnergyEstimator):
         Langevin steps per round.
     step_size : float, default=20.0
         ``Langevin_eta``; the actual largest step is ``step_size * mean(sigma^2)``.
-    temperature : float, default=1.0
     energy_scale : "batch" or float, default="batch"
-        ``1 / batch_size``, as in the reference code.
+        Factor s on the energy in the Langevin drift, ``v <- v - eps s dE/dv + sqrt(2 eps) xi``.
+        "batch" is ``1 / batch_size``, as in the reference code, whose energies are divided by
+        the batch size: its x-steps then target exp(-E / B), a density B times hotter than the
+        model's, while the latent draws stay at the model's p(h | v). 1.0 makes both halves
+        target the model, exp(-E).
     step_schedule : {"cosine", "constant"}, default="cosine"
     sampler : {"gibbs_langevin", "gibbs"}, default="gibbs_langevin"
         "gibbs" draws v ~ p(v | h) exactly instead of Langevin steps.
@@ -107,6 +110,7 @@ class GRBM(BaseEnergyEstimator):
         "sample_mean": ["boolean"],
         "init_var": [Interval(Real, 0, None, closed="neither")],
         "features": [StrOptions({"mean", "eta"})],
+        "energy_scale": [StrOptions({"batch"}), Interval(Real, 0, None, closed="neither")],
     }
     _feature_options = ("mean", "eta")
 
@@ -118,7 +122,6 @@ class GRBM(BaseEnergyEstimator):
         gibbs_steps=100,
         langevin_steps=10,
         step_size=20.0,
-        temperature=1.0,
         energy_scale="batch",
         step_schedule="cosine",
         sampler="gibbs_langevin",
@@ -151,7 +154,6 @@ class GRBM(BaseEnergyEstimator):
         self.gibbs_steps = gibbs_steps
         self.langevin_steps = langevin_steps
         self.step_size = step_size
-        self.temperature = temperature
         self.energy_scale = energy_scale
         self.step_schedule = step_schedule
         self.sampler = sampler
@@ -179,6 +181,11 @@ class GRBM(BaseEnergyEstimator):
         self.ais_chains = ais_chains
         self.ais_steps = ais_steps
 
+    def _resolved_energy_scale(self) -> float:
+        if isinstance(self.energy_scale, str):
+            return 1.0 / self.batch_size  # the reference divides every energy by the batch size
+        return float(self.energy_scale)
+
     @property
     def _negative_samples(self):
         return self.negative_samples
@@ -194,16 +201,15 @@ class GRBM(BaseEnergyEstimator):
             n_gibbs=self.gibbs_steps,
             n_langevin=self.langevin_steps,
             step_size=self.step_size,
-            temperature=self.temperature,
             energy_scale=self._resolved_energy_scale(),
             schedule=self.step_schedule,
             visible_step="exact" if self.sampler == "gibbs" else "langevin",
         )
 
     def _chain_limit(self) -> float:
-        # The reference's Langevin runs at temperature temperature / energy_scale (the batch
-        # size): its chains are that much wider than the data by design.
-        hot = self.temperature / self._resolved_energy_scale() if self.sampler != "gibbs" else 1.0
+        # The reference's Langevin runs at temperature 1 / energy_scale (the batch size): its
+        # chains are that much wider than the data by design.
+        hot = 1.0 / self._resolved_energy_scale() if self.sampler != "gibbs" else 1.0
         return 100.0 * max(1.0, hot) ** 0.5
 
     def _finalise_samples(self, out: dict) -> torch.Tensor:

@@ -51,8 +51,12 @@ class NNEFH(BaseEnergyEstimator):
     statistics : {"auto", "conv", "mlp"} or callable, default="auto"
         The network U. "auto": "conv" for images, "mlp" otherwise. A callable is called as
         ``statistics(input_shape, n_statistics)`` and must return a ``torch.nn.Module``.
-    attention : bool, default=True
-        Non-local attention blocks in the image network.
+    attention : bool or "last", default=True
+        Non-local attention blocks in the image network: after its first two stages, after the
+        second only ("last"), or none.
+    downsample : {"maxpool", "avgpool", "stride"}, default="maxpool"
+        How the image network halves the resolution at each stage (see
+        :class:`skefh.nn.ConvStatistics`).
     activation : {"leaky_relu", "swish"}, default="leaky_relu"
         Non-linearity of U (LeakyReLU with slope 0.05 in the reference).
     spectral_norm : bool, default=False
@@ -62,15 +66,22 @@ class NNEFH(BaseEnergyEstimator):
         M, Gibbs rounds per model sample.
     langevin_steps : int, default=60
         L, Langevin steps per Gibbs round.
-    step_size : float, default=1.0
-        Langevin step size epsilon.
-    temperature : float, default=5e-5
-        Langevin temperature T (noise standard deviation per step ``sqrt(2 epsilon T)``).
-    energy_scale : "batch" or float, default="batch"
-        Factor on the energy inside the Langevin drift. "batch" is ``1 / batch_size``: the
-        paper's "normalize the final energy by the batch size", implemented as in the GRBM
-        reference code; with the paper's unit step and no scaling the quadratic term alone makes
-        every step a reflection. Applies to ``sample`` too, with the training batch size.
+    step_size : float, default=0.05
+        Langevin step size epsilon: each step is ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau)
+        xi`` on the per-sample energy, so the quadratic term alone contracts ``x - mu`` by
+        ``1 - 2 epsilon`` per step whatever tau is.
+    temperature : float, default=1e-3
+        tau: the model is ``p(x, z) proportional to exp(-E(z, x) / tau)``, and the sampler
+        targets exactly that density in both of its halves (x-steps with noise
+        ``sqrt(2 epsilon tau)``, latent draws ``z ~ Bern(sigmoid(eta / tau))``). ``score``,
+        ``score_samples``, the posterior (``features="mean"``) and the log-partition function
+        are those of the same density. It does not depend on ``batch_size``.
+    latent_temperature : float or None, default=None
+        Temperature of the latent draws in training and sampling; None is ``temperature`` (one
+        density). The paper's recipe draws z at 1 while its x-steps run at 3.2e-3 (its step 1
+        and temperature 5e-5 on the energy divided by the batch size are ``step_size=1/64,
+        temperature=3.2e-3`` here), a chain whose stationary law is neither density; the
+        ``paper`` presets set ``latent_temperature=1.0`` to reproduce it.
     negative_init : {"noise", "data"} or float, default="noise"
         Where the latent chain of each training update starts: "noise" is the paper's
         Algorithm 1 (z from the posterior of the initial noise), "data" starts it from the
@@ -122,8 +133,9 @@ class NNEFH(BaseEnergyEstimator):
     latent_statistics : {"sample", "mean"}, default="sample"
         Data-phase latent: a Bernoulli draw (the paper) or the posterior mean.
     features : {"U", "eta", "mean"}, default="U"
-        What ``transform`` returns: the sufficient statistics U(x), the natural parameters
-        eta(x) = W U(x) + b, or the posterior means sigmoid(eta(x)).
+        What ``transform`` returns: the sufficient statistics U(x), the natural parameters of
+        the posterior ``eta(x) / tau = (W U(x) + b) / tau``, or the posterior means
+        ``sigmoid(eta(x) / tau)``.
     device : "auto", str or torch.device, default="auto"
         "auto" uses CUDA when available, else the CPU; resolved in ``fit`` (``device_``).
     random_state : int, RandomState instance or None, default=None
@@ -145,13 +157,6 @@ class NNEFH(BaseEnergyEstimator):
         annealed importance sampling ("ais"), exact enumeration ("exact", GRBM with few hidden
         units), or "auto" (exact where tractable, else AIS). None skips it: ``score_samples``
         is then the log-density up to a constant.
-    score_temperature : float or "sampler", default=1.0
-        tau in the density ``p(x) proportional to exp(-F(x) / tau)`` that ``score_samples``
-        reports. 1.0 is the paper's model, ``exp(-F(x))``. "sampler" is the temperature the
-        training sampler's Langevin steps target, ``temperature / energy_scale`` (``B * T =
-        0.0032`` with the paper's settings): that density is so peaked that annealed importance
-        sampling cannot estimate its normaliser in image dimensions (the estimate's effective
-        sample size collapses to 1; a warning says so).
     ais_chains : int, default=64
         Chains of the AIS estimate.
     ais_steps : int, default=1000
@@ -200,8 +205,8 @@ class NNEFH(BaseEnergyEstimator):
     Notes
     -----
     ``score_samples`` returns ``log p(x) = -F(w) / tau - log Z + log|det dw/dx|``: ``F(w) =
-    ||w - mu||^2 - sum softplus(eta(w))`` is the exact free energy of the row ``w`` in working
-    units, ``tau`` the ``score_temperature``, ``log Z`` the annealed-importance-sampling estimate
+    ||w - mu||^2 - tau sum softplus(eta(w) / tau)`` is the exact free energy of the row ``w`` in
+    working units at the model's temperature tau, ``log Z`` the annealed-importance-sampling estimate
     ``log_partition_`` (base: an equal mixture of N(mu, tau I/2) and a Gaussian fitted to the
     training data, annealed to exp(-F / tau)), and the last term
     the log-Jacobian of the data scaling, so that values are log-densities in the units of
@@ -235,12 +240,13 @@ class NNEFH(BaseEnergyEstimator):
         "n_statistics": [Interval(Integral, 1, None, closed="left")],
         "n_filters": [Interval(Integral, 1, None, closed="left")],
         "statistics": _STATISTICS_CONSTRAINT,
-        "attention": ["boolean"],
+        "attention": ["boolean", StrOptions({"last"})],
+        "downsample": [StrOptions({"maxpool", "avgpool", "stride"})],
         "activation": [StrOptions({"leaky_relu", "swish"})],
         "spectral_norm": ["boolean"],
         "sampler_precision": [StrOptions({"float32", "bfloat16"})],
         "compile": ["boolean", StrOptions({"default", "reduce-overhead", "max-autotune"})],
-        "score_temperature": [StrOptions({"sampler"}), Interval(Real, 0, None, closed="neither")],
+        "latent_temperature": [Interval(Real, 0, None, closed="neither"), None],
         "gibbs_steps": [Interval(Integral, 1, None, closed="left")],
         "latent_statistics": [StrOptions({"sample", "mean"})],
         "negative_init": [StrOptions({"noise", "data"}), Interval(Real, 0, 1, closed="both")],
@@ -258,13 +264,14 @@ class NNEFH(BaseEnergyEstimator):
         image_shape="auto",
         statistics="auto",
         attention=True,
+        downsample="maxpool",
         activation="leaky_relu",
         spectral_norm=False,
         gibbs_steps=5,
         langevin_steps=60,
-        step_size=1.0,
-        temperature=5e-5,
-        energy_scale="batch",
+        step_size=0.05,
+        temperature=1e-3,
+        latent_temperature=None,
         negative_init="noise",
         replay_buffer=0,
         replay_reinit=0.05,
@@ -290,7 +297,6 @@ class NNEFH(BaseEnergyEstimator):
         on_divergence="raise",
         callbacks=None,
         log_partition="auto",
-        score_temperature=1.0,
         ais_chains=64,
         ais_steps=1000,
     ):
@@ -300,13 +306,14 @@ class NNEFH(BaseEnergyEstimator):
         self.image_shape = image_shape
         self.statistics = statistics
         self.attention = attention
+        self.downsample = downsample
         self.activation = activation
         self.spectral_norm = spectral_norm
         self.gibbs_steps = gibbs_steps
         self.langevin_steps = langevin_steps
         self.step_size = step_size
         self.temperature = temperature
-        self.energy_scale = energy_scale
+        self.latent_temperature = latent_temperature
         self.negative_init = negative_init
         self.replay_buffer = replay_buffer
         self.replay_reinit = replay_reinit
@@ -332,7 +339,6 @@ class NNEFH(BaseEnergyEstimator):
         self.on_divergence = on_divergence
         self.callbacks = callbacks
         self.log_partition = log_partition
-        self.score_temperature = score_temperature
         self.ais_chains = ais_chains
         self.ais_steps = ais_steps
 
@@ -350,12 +356,14 @@ class NNEFH(BaseEnergyEstimator):
                 attention=self.attention,
                 activation=self.activation,
                 spectral_norm=self.spectral_norm,
+                downsample=self.downsample,
             )
 
     def _build_module(self, input_shape, generator):
         statistics = self._build_statistics(input_shape, generator)
         return NNEFHEnergy(
-            statistics, input_shape, self.n_statistics, self.n_components, generator=generator
+            statistics, input_shape, self.n_statistics, self.n_components, generator=generator,
+            temperature=self.temperature,
         )
 
     def _sampler_settings(self) -> GibbsLangevinSettings:
@@ -363,19 +371,22 @@ class NNEFH(BaseEnergyEstimator):
             n_gibbs=self.gibbs_steps,
             n_langevin=self.langevin_steps,
             step_size=self.step_size,
-            temperature=self.temperature,
-            energy_scale=self._resolved_energy_scale(),
+            latent_temperature=self.latent_temperature,
             precision=self.sampler_precision,
         )
 
     def _trainer_options(self) -> dict:
-        return {"latent_statistics": self.latent_statistics, "latent_l2": self.latent_l2}
+        return {
+            "latent_statistics": self.latent_statistics,
+            "latent_l2": self.latent_l2,
+            "latent_temperature": self.latent_temperature,
+        }
 
     def _feature_tensor(self, x):
         if self.features == "U":
             return self.module_.statistics(x)
-        eta = self.module_.posterior_logits(x)
-        return eta if self.features == "eta" else torch.sigmoid(eta)
+        logits = self.module_.posterior_logits(x) / self.module_.temperature
+        return logits if self.features == "eta" else torch.sigmoid(logits)
 
     def _n_features_out(self) -> int:
         return self.n_statistics if self.features == "U" else self.n_components
@@ -390,7 +401,7 @@ class NNEFH(BaseEnergyEstimator):
         # where an untrained network's mass is) and a Gaussian fitted to the training data
         # (where a trained one's is). The data component's variance adds tau / 2, the spread of
         # exp(-F / tau) about any point where the statistics are locally linear.
-        tau = self._score_temperature()
+        tau = self.module_.temperature
         mu = self.module_.mu.detach()
         means, variances = [mu], [torch.full_like(mu, 0.5 * tau)]
         if self.data_moments_ is not None:
@@ -400,7 +411,7 @@ class NNEFH(BaseEnergyEstimator):
             )
             means.append(mean)
             variances.append(var + 0.5 * tau)
-        return GaussianMixtureBasePath(self.module_, torch.stack(means), torch.stack(variances), tau)
+        return GaussianMixtureBasePath(self.module_, torch.stack(means), torch.stack(variances))
 
     def _extra_state(self) -> dict:
         if self.data_moments_ is None:

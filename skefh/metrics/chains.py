@@ -42,11 +42,10 @@ class ChainDistance:
 
 
 def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=None,
-                   target="marginal", random_state=None) -> ChainDistance:
+                   target="marginal", temperature=None, random_state=None) -> ChainDistance:
     """Distance travelled by Gibbs-Langevin and by Langevin alone from the same noise.
 
-    Both chains start at the same x ~ N(0, I) and use the estimator's step size, temperature and
-    energy scale; Gibbs-Langevin runs ``gibbs_steps`` x ``langevin_steps`` steps with a latent
+    Both chains start at the same x ~ N(0, I) and use the estimator's sampler settings; Gibbs-Langevin runs ``gibbs_steps`` x ``langevin_steps`` steps with a latent
     redraw after each block, Langevin alone runs ``gibbs_steps * langevin_steps`` steps. The
     paper (5 x 60 against 300 steps) reports the Gibbs-Langevin chains travelling about 10x
     further, "particularly during the initial training phase".
@@ -59,8 +58,10 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
     gibbs_steps, langevin_steps : int, optional
         Default to the estimator's sampler settings.
     target : {"marginal", "fixed_latent"}, default="marginal"
-        What Langevin alone samples: the marginal exp(-F(x)) (the model seen as an EBM), or
-        the conditional with the initial latent draw kept fixed.
+        What Langevin alone samples: the marginal exp(-F(x) / tau) (the model seen as an EBM),
+        or the conditional with the initial latent draw kept fixed.
+    temperature : float, optional
+        Run both samplers at this temperature instead of the model's (as ``sample`` does).
     random_state : int, RandomState instance or None, default=None
 
     Returns
@@ -73,17 +74,16 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
         raise ValueError(f"{type(estimator).__name__} has no latent layer: there is no Gibbs step")
     if target not in ("marginal", "fixed_latent"):
         raise ValueError(f"target must be 'marginal' or 'fixed_latent', got {target!r}")
-    settings = estimator._sampler_settings()
-    settings = settings.with_(
-        n_gibbs=gibbs_steps or settings.n_gibbs, n_langevin=langevin_steps or settings.n_langevin
-    )
+    settings = estimator.sampling_settings(gibbs_steps=gibbs_steps, langevin_steps=langevin_steps,
+                                           temperature=temperature)
+    visible_temperature, latent_temperature = settings.temperatures(model)
     seed = int(check_random_state(random_state).randint(2**31 - 1))
     device = estimator.device_
     generator = torch.Generator(device=device).manual_seed(seed)
     dtype = next(model.parameters()).dtype
     x0 = torch.randn((n_chains, *model.input_shape), generator=generator, device=device, dtype=dtype)
     with sampling_mode(model), torch.no_grad():
-        z0 = model.sample_latent(x0, generator)
+        z0 = model.sample_latent(x0, generator, latent_temperature)
     state = generator.get_state()
     gl = gibbs_langevin(model, x0, z0, settings, generator=generator)["x"]
     # The same start and the same noise for the first block (the latent redraws of
@@ -95,7 +95,7 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
     low_precision = settings.precision == "bfloat16"
     with sampling_mode(model), torch.autocast(x0.device.type, torch.bfloat16, enabled=low_precision):
         ld = langevin(
-            grad_fn, x0, step_size=block * settings.n_gibbs, temperature=settings.temperature,
+            grad_fn, x0, step_size=block * settings.n_gibbs, temperature=visible_temperature,
             energy_scale=settings.energy_scale, generator=generator,
         )["x"]
     d_gl = float((gl - x0).flatten(1).norm(dim=1).mean())

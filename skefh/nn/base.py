@@ -55,6 +55,11 @@ class EnergyModel(nn.Module):
     #: Whether the model has a Bernoulli latent layer z.
     has_latent: bool = True
 
+    #: tau: the model's density is p(x, z) proportional to exp(-E(z, x) / tau). The energy is
+    #: kept in its own units (the scale of the quadratic term), so tau only sets how sharp the
+    #: density is: the posterior is Bern(sigmoid(eta / tau)) and the free energy is tempered.
+    temperature: float = 1.0
+
     def forward(self, x: torch.Tensor, z: Optional[torch.Tensor] = None, return_logits: bool = False):
         """Per-sample joint energy E(z, x); with ``return_logits`` also eta(x) (latent models).
 
@@ -78,8 +83,15 @@ class EnergyModel(nn.Module):
         raise NotImplementedError
 
     def free_energy(self, x: torch.Tensor) -> torch.Tensor:
-        """Marginal free energy F(x) = -log sum_z exp(-E(z, x)), shape (B,)."""
+        """Marginal free energy ``F(x) = -tau log sum_z exp(-E(z, x) / tau)``, shape (B,).
+
+        In the energy's units, so that the marginal density is ``exp(-F(x) / tau) / Z``.
+        """
         raise NotImplementedError
+
+    def log_density(self, x: torch.Tensor) -> torch.Tensor:
+        """Unnormalised log-density ``-F(x) / tau`` of the marginal, shape (B,)."""
+        return -self.free_energy(x) / self.temperature
 
     def conditional_grad(self, z: Optional[torch.Tensor]) -> GradFn:
         """Return ``grad_fn(x) = dE(z, x)/dx`` for a fixed latent ``z``.
@@ -101,14 +113,24 @@ class EnergyModel(nn.Module):
         """Natural parameters eta(x) of p(z | x) = Bern(sigmoid(eta)), shape (B, K)."""
         raise NotImplementedError(f"{type(self).__name__} has no latent layer")
 
+    def posterior_probabilities(self, x: torch.Tensor, temperature: Optional[float] = None) -> torch.Tensor:
+        """p(z_k = 1 | x) = sigmoid(eta_k(x) / tau), shape (B, K).
+
+        ``temperature`` overrides tau (the paper's sampler draws z at 1 whatever its x-steps' tau).
+        """
+        tau = self.temperature if temperature is None else temperature
+        return torch.sigmoid(self.posterior_logits(x) / tau)
+
     def sample_latent(
-        self, x: torch.Tensor, generator: Optional[torch.Generator] = None
+        self,
+        x: torch.Tensor,
+        generator: Optional[torch.Generator] = None,
+        temperature: Optional[float] = None,
     ) -> Optional[torch.Tensor]:
-        """Draw z ~ p(z | x); ``None`` for models without a latent."""
+        """Draw z ~ p(z | x) at ``temperature`` (default tau); ``None`` without a latent."""
         if not self.has_latent:
             return None
-        probs = torch.sigmoid(self.posterior_logits(x))
-        return torch.bernoulli(probs, generator=generator)
+        return torch.bernoulli(self.posterior_probabilities(x, temperature), generator=generator)
 
     # -- optional -------------------------------------------------------------------------------
     def sample_visible(

@@ -30,6 +30,8 @@ class EBMEnergy(EnergyModel):
     n_statistics : int
     generator : torch.Generator, optional
         Source of randomness for the read-out initialisation (PyTorch's default scheme).
+    temperature : float, default=1.0
+        tau: the density is exp(-E(x) / tau) (see :attr:`EnergyModel.temperature`).
     """
 
     has_latent = False
@@ -41,8 +43,12 @@ class EBMEnergy(EnergyModel):
         n_statistics: int,
         *,
         generator: Optional[torch.Generator] = None,
+        temperature: float = 1.0,
     ):
         super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature!r}")
+        self.temperature = float(temperature)
         self.statistics = statistics
         self.input_shape = tuple(int(s) for s in input_shape)
         bound = 1.0 / n_statistics**0.5  # nn.Linear's default uniform bound

@@ -9,6 +9,13 @@ so that the posterior is exact and factorised (Eq. 5),
 and summing z out gives the free energy, the exact unnormalised -log p(x):
 
     F(x) = ||x - mu||^2 - sum_k softplus(eta_k(x)).
+
+At a temperature tau, p_tau(x, z) proportional to exp(-E(z, x) / tau), the posterior is
+Bern(sigmoid(eta / tau)) and the marginal is exp(-F_tau(x) / tau) with the tempered free energy
+
+    F_tau(x) = ||x - mu||^2 - tau * sum_k softplus(eta_k(x) / tau)
+
+(tau = 1 is the paper's density; as tau -> 0 the softplus tends to relu(eta)).
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ class NNEFHEnergy(EnergyModel):
         author's EFH code; the paper does not say).
     generator : torch.Generator, optional
         Source of randomness for the initialisation of W.
+    temperature : float, default=1.0
+        tau (see :attr:`EnergyModel.temperature`).
     """
 
     has_latent = True
@@ -56,8 +65,12 @@ class NNEFHEnergy(EnergyModel):
         *,
         weight_std: float = 0.01,
         generator: Optional[torch.Generator] = None,
+        temperature: float = 1.0,
     ):
         super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature!r}")
+        self.temperature = float(temperature)
         self.statistics = statistics
         self.input_shape = tuple(int(s) for s in input_shape)
         self.weight = nn.Parameter(
@@ -83,7 +96,8 @@ class NNEFHEnergy(EnergyModel):
         return self.quadratic(x) - (z * eta).sum(1)
 
     def free_energy(self, x: torch.Tensor) -> torch.Tensor:
-        return self.quadratic(x) - F.softplus(self.posterior_logits(x)).sum(1)
+        tau = self.temperature
+        return self.quadratic(x) - tau * F.softplus(self.posterior_logits(x) / tau).sum(1)
 
     def conditional_grad(self, z: Optional[torch.Tensor]) -> GradFn:
         if z is None:

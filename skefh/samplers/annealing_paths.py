@@ -6,10 +6,10 @@ The paths provided here (each borrows a model and owns no parameters):
   diagonal Gaussians (one at mu with the quadratic term's spread, one fitted to the training
   data), f_beta = f_0^(1 - beta) exp(-F / tau)^beta; MALA moves.
 - :class:`QuadraticBasePath` (NN-EFH): base N(mu, tau I/2), the quadratic term alone; the
-  softplus term is annealed in, f_beta(x) = exp((-||x - mu||^2 + beta * sum softplus(eta(x))) / tau);
+  softplus term is annealed in, f_beta(x) = exp(-||x - mu||^2 / tau + beta * sum softplus(eta(x) / tau));
   MALA moves. Its chains miss mass that a trained network puts far from mu (see
   :class:`GaussianMixtureBasePath`).
-- :class:`BoxPath` (EBM): base uniform on a box; f_beta(x) = exp(-beta * c * E(x)) on the box;
+- :class:`BoxPath` (EBM): base uniform on a box; f_beta(x) = exp(-beta * E(x) / tau) on the box;
   MALA moves whose proposals outside the box are rejected.
 - :class:`GRBMPath` (GRBM): base N(mu, sigma^2) x Bern(1/2); W and b scaled by beta; exact block
   Gibbs moves.
@@ -118,22 +118,22 @@ class _GeometricPath:
 
 
 class QuadraticBasePath(_GeometricPath):
-    """NN-EFH: from N(mu, tau I / 2) (the quadratic term alone) to exp(-F(x) / tau).
+    """NN-EFH: from N(mu, tau I / 2) (the quadratic term alone) to the model, exp(-F(x) / tau).
+
+    The softplus term is annealed in: f_beta(x) = exp(-||x - mu||^2 / tau + beta * sum
+    softplus(eta(x) / tau)), with tau the model's temperature.
 
     Parameters
     ----------
     model : skefh.nn.NNEFHEnergy
-    temperature : float, default=1.0
-        tau; the target is exp(-F / tau), with tau = 1 the paper's nominal density.
     step_size : float, optional
         Initial MALA step size (adapted towards 60 % acceptance); defaults to ``0.01 * tau``.
     n_moves : int, default=1
         MALA moves per intermediate distribution.
     """
 
-    def __init__(self, model: EnergyModel, temperature: float = 1.0, step_size: Optional[float] = None,
-                 n_moves: int = 1):
-        self.temperature = float(temperature)
+    def __init__(self, model: EnergyModel, step_size: Optional[float] = None, n_moves: int = 1):
+        self.temperature = float(model.temperature)
         super().__init__(model, step_size if step_size is not None else 0.01 * self.temperature, n_moves)
         self.dim = math.prod(model.input_shape)
         # the integral of exp(-||x - mu||^2 / tau)
@@ -145,8 +145,9 @@ class QuadraticBasePath(_GeometricPath):
         return mu + noise * math.sqrt(0.5 * self.temperature)
 
     def log_ratio(self, x):
-        """log f_1(x) - log f_0(x) = sum softplus(eta(x)) / tau."""
-        return torch.nn.functional.softplus(self.model.posterior_logits(x)).sum(1) / self.temperature
+        """log f_1(x) - log f_0(x) = sum softplus(eta(x) / tau)."""
+        tau = self.temperature
+        return torch.nn.functional.softplus(self.model.posterior_logits(x) / tau).sum(1)
 
     def _base_and_grad(self, x):
         diff = x - self.model.mu.detach()
@@ -171,8 +172,6 @@ class GaussianMixtureBasePath(_GeometricPath):
     model : skefh.nn.NNEFHEnergy
     means, variances : torch.Tensor of shape ``(n_components, *input_shape)``
         The components' means and per-coordinate variances (> 0); equal mixing weights.
-    temperature : float, default=1.0
-        tau; the target is exp(-F / tau).
     step_size : float, optional
         Initial MALA step size (adapted towards 60 % acceptance); defaults to ``0.01 * tau``.
     n_moves : int, default=1
@@ -182,7 +181,7 @@ class GaussianMixtureBasePath(_GeometricPath):
     log_z0 = 0.0
 
     def __init__(self, model: EnergyModel, means: torch.Tensor, variances: torch.Tensor,
-                 temperature: float = 1.0, step_size: Optional[float] = None, n_moves: int = 1):
+                 step_size: Optional[float] = None, n_moves: int = 1):
         shape = tuple(model.input_shape)
         if means.dim() != len(shape) + 1 or tuple(means.shape[1:]) != shape or means.shape != variances.shape:
             raise ValueError(
@@ -191,7 +190,7 @@ class GaussianMixtureBasePath(_GeometricPath):
             )
         if not bool(torch.all(variances > 0)) or not bool(torch.all(torch.isfinite(means))):
             raise ValueError("the base components need finite means and positive variances")
-        self.temperature = float(temperature)
+        self.temperature = float(model.temperature)
         super().__init__(model, step_size if step_size is not None else 0.01 * self.temperature, n_moves)
         self.means, self.variances = means, variances
         n = means.shape[0]
@@ -214,7 +213,7 @@ class GaussianMixtureBasePath(_GeometricPath):
 
     def log_ratio(self, x):
         """log f_1(x) - log f_0(x) = -F(x) / tau - log q(x)."""
-        return -self.model.free_energy(x) / self.temperature - self._log_base(x)
+        return self.model.log_density(x) - self._log_base(x)
 
     def _base_and_grad(self, x):
         log_components, diff = self._component_log_densities(x)
@@ -224,25 +223,22 @@ class GaussianMixtureBasePath(_GeometricPath):
 
 
 class BoxPath(_GeometricPath):
-    """EBM: from the uniform density on a box to exp(-scale * E(x)) restricted to that box.
+    """EBM: from the uniform density on a box to exp(-E(x) / tau) restricted to that box.
 
     Parameters
     ----------
     model : skefh.nn.EBMEnergy
     low, high : torch.Tensor of the input shape
         The box (the training data's range in working units).
-    scale : float
-        c in exp(-c E(x)) (the EBM's energy scale over its temperature).
     step_size : float, default=0.01
     n_moves : int, default=1
     """
 
-    def __init__(self, model, low, high, scale: float, step_size: float = 0.01, n_moves: int = 1):
+    def __init__(self, model, low, high, step_size: float = 0.01, n_moves: int = 1):
         if not bool(torch.all(high > low)):
             raise ValueError("the box must have positive width in every dimension")
         super().__init__(model, step_size, n_moves)
         self.low, self.high = low, high
-        self.scale = float(scale)
         self.log_z0 = float(torch.log(high - low).sum())
 
     def sample_base(self, n, generator):
@@ -253,7 +249,7 @@ class BoxPath(_GeometricPath):
         return ((x >= self.low) & (x <= self.high)).flatten(1).all(1)
 
     def log_ratio(self, x):
-        return -self.scale * self.model.energy(x)
+        return self.model.log_density(x)
 
     def _base_and_grad(self, x):
         return torch.zeros(x.shape[0], device=x.device, dtype=x.dtype), torch.zeros_like(x)

@@ -44,11 +44,21 @@ class GibbsLangevinSettings:
     n_langevin : int
         L, Langevin steps per round.
     step_size : float
-        eps (multiplied by the model's :meth:`~skefh.nn.EnergyModel.step_size_scale`).
-    temperature : float
-        T of the Langevin noise.
+        eps (multiplied by the model's :meth:`~skefh.nn.EnergyModel.step_size_scale`): each
+        Langevin step is ``x <- x - eps * s * dE/dx + sqrt(2 eps T) xi``.
+    temperature : float or None, default=None
+        T of the Langevin noise; None uses the model's own temperature tau, so that the chain
+        targets the model's density. Another value samples the tempered density exp(-E / T).
+    latent_temperature : float or None, default=None
+        Temperature of the latent draws z ~ Bern(sigmoid(eta / T_z)); None uses the x-steps'
+        ``temperature``, so that both halves of the chain target one density,
+        p_T(x, z) proportional to exp(-E(z, x) / T). The NN-EFH paper's sampler draws z at 1 while
+        its x-steps run at about 3e-3: that chain targets neither density (kept for the paper's
+        presets).
     energy_scale : float, default=1.0
-        s, the factor on the energy in the Langevin drift (``1 / batch_size`` in the paper).
+        s, the factor on the energy in the Langevin drift. 1 targets exp(-E / T); the GRBM
+        reference code divides its energies by the batch size (s = 1 / B), which makes its
+        x-steps target exp(-E / (B T)) while its latent draws stay at T.
     schedule : {"constant", "cosine"}, default="constant"
         Step-size schedule within each round.
     visible_step : {"langevin", "exact"}, default="langevin"
@@ -62,7 +72,8 @@ class GibbsLangevinSettings:
     n_gibbs: int
     n_langevin: int
     step_size: float
-    temperature: float
+    temperature: Optional[float] = None
+    latent_temperature: Optional[float] = None
     energy_scale: float = 1.0
     schedule: str = "constant"
     visible_step: str = "langevin"
@@ -73,11 +84,14 @@ class GibbsLangevinSettings:
             raise ValueError(
                 f"need n_gibbs >= 1 and n_langevin >= 0, got {self.n_gibbs} and {self.n_langevin}"
             )
-        if not (self.step_size > 0 and self.temperature >= 0 and self.energy_scale > 0):
+        if not (self.step_size > 0 and self.energy_scale > 0):
             raise ValueError(
-                "need step_size > 0, temperature >= 0 and energy_scale > 0, got "
-                f"{self.step_size}, {self.temperature} and {self.energy_scale}"
+                f"need step_size > 0 and energy_scale > 0, got {self.step_size} and {self.energy_scale}"
             )
+        for name in ("temperature", "latent_temperature"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive or None, got {value!r}")
         if self.visible_step not in _VISIBLE_STEPS:
             raise ValueError(f"visible_step must be one of {_VISIBLE_STEPS}, got {self.visible_step!r}")
         if self.precision not in _PRECISIONS:
@@ -86,6 +100,12 @@ class GibbsLangevinSettings:
     def with_(self, **changes) -> "GibbsLangevinSettings":
         """Copy with some fields changed."""
         return replace(self, **changes)
+
+    def temperatures(self, model: EnergyModel) -> tuple[float, float]:
+        """(T of the x-steps, T of the latent draws) for ``model``."""
+        visible = self.temperature if self.temperature is not None else model.temperature
+        latent = self.latent_temperature if self.latent_temperature is not None else visible
+        return float(visible), float(latent)
 
 
 def gibbs_langevin(
@@ -128,13 +148,14 @@ def gibbs_langevin(
     xs, zs = [], []
     grad_norm = torch.zeros((), device=x.device)
     low_precision = settings.precision == "bfloat16"
+    temperature, latent_temperature = settings.temperatures(model)
     with sampling_mode(model), torch.no_grad():
         steps = step_schedule(
             settings.step_size * model.step_size_scale(), settings.n_langevin, settings.schedule
         )
         x = x.detach()
         if model.has_latent and z is None:
-            z = model.sample_latent(x, generator)
+            z = model.sample_latent(x, generator, latent_temperature)
         for _ in range(settings.n_gibbs):
             if settings.visible_step == "exact":
                 x = model.sample_visible(z, generator)
@@ -144,14 +165,14 @@ def gibbs_langevin(
                         model.conditional_grad(z),
                         x,
                         step_size=steps,
-                        temperature=settings.temperature,
+                        temperature=temperature,
                         energy_scale=settings.energy_scale,
                         generator=generator,
                     )
                 x = out["x"]
                 grad_norm += out["grad_norm"]
             if model.has_latent:
-                z = model.sample_latent(x, generator)
+                z = model.sample_latent(x, generator, latent_temperature)
             if keep == "all":
                 xs.append(x)
                 zs.append(z)
@@ -235,8 +256,9 @@ def sample_from_data(
     """
     if not model.has_latent:
         raise ValueError(f"{type(model).__name__} has no latent layer to initialise from data")
+    latent_temperature = settings.temperatures(model)[1]
     with sampling_mode(model), torch.no_grad():
-        z0 = model.sample_latent(x_data, generator)
+        z0 = model.sample_latent(x_data, generator, latent_temperature)
     x0 = _noise_like_inputs(model, x_data.shape[0], x_data.device, generator)
     out = gibbs_langevin(model, x0, z0, settings, generator=generator, keep=keep)
     out["x0"] = x0
@@ -291,9 +313,12 @@ def training_negatives(
         x0 = x_init.detach()
     z0 = None
     if n_data > 0:
+        latent_temperature = settings.temperatures(model)[1]
         with sampling_mode(model), torch.no_grad():
-            z_data = model.sample_latent(x_pos[:n_data].to(x0.dtype), generator)
-            z_noise = model.sample_latent(x0[n_data:], generator) if n_data < n else z_data[:0]
+            z_data = model.sample_latent(x_pos[:n_data].to(x0.dtype), generator, latent_temperature)
+            z_noise = (
+                model.sample_latent(x0[n_data:], generator, latent_temperature) if n_data < n else z_data[:0]
+            )
         z0 = torch.cat([z_data, z_noise])
     out = gibbs_langevin(model, x0, z0, settings, generator=generator, keep=keep)
     out["x0"] = x0

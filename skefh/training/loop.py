@@ -98,7 +98,10 @@ class ContrastiveTrainer:
         posterior from saturating.
     latent_statistics : {"sample", "mean"}, default="sample"
         Positive-phase latent: a Bernoulli draw (Algorithm 1, line 5) or the posterior mean
-        sigmoid(eta) (lower variance, same expected gradient).
+        sigmoid(eta / tau) (lower variance, same expected gradient).
+    latent_temperature : float or None, default=None
+        Temperature of the positive-phase posterior; None is the model's own tau (the paper's
+        recipe draws it at 1, like its sampler's latent draws).
     lr_schedule : {"constant", "cosine", "linear"}, default="constant"
     warmup : int, default=0
     total_updates : int, default=1
@@ -122,6 +125,7 @@ class ContrastiveTrainer:
         energy_l2: float = 0.0,
         latent_l2: float = 0.0,
         latent_statistics: str = "sample",
+        latent_temperature: Optional[float] = None,
         lr_schedule: str = "constant",
         warmup: int = 0,
         total_updates: int = 1,
@@ -142,6 +146,7 @@ class ContrastiveTrainer:
         if self.latent_l2 > 0 and not model.has_latent:
             raise ValueError(f"latent_l2 needs a model with a latent layer, not {type(model).__name__}")
         self.latent_statistics = latent_statistics
+        self.latent_temperature = latent_temperature
         self.lr_schedule = lr_schedule
         self.warmup = int(warmup)
         self.total_updates = int(total_updates)
@@ -166,7 +171,7 @@ class ContrastiveTrainer:
         if not self.model.has_latent:
             return None, None
         with sampling_mode(self.model), torch.no_grad():
-            probs = torch.sigmoid(self.model.posterior_logits(x_pos))
+            probs = self.model.posterior_probabilities(x_pos, self.latent_temperature)
         z = probs if self.latent_statistics == "mean" else torch.bernoulli(probs, generator=self.generator)
         return z, probs
 
