@@ -10,6 +10,7 @@ plain bmm/softmax, the W matmul at every step), checks that both compute the sam
 gradients on the same inputs and weights, and prints the ratio.
 
     python benchmarks/bench_sampler.py --quick          # CPU Langevin steps only, < 1 minute
+    python benchmarks/bench_sampler.py --quick --device cuda --compile   # GPU: fp32/bf16, eager/compiled
     python benchmarks/bench_sampler.py --quick --shape 3x32x32
     python benchmarks/bench_sampler.py                  # everything (CPU: ~5 minutes)
     python benchmarks/bench_sampler.py --device cuda    # GPU figures (a few minutes)
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skefh.nn import ConvStatistics, NNEFHEnergy
+from skefh.nn.base import compiled
 from skefh.samplers import GibbsLangevinSettings, langevin, sampling_mode
 from skefh.training import ContrastiveTrainer
 
@@ -153,8 +155,9 @@ def paired_models_and_chain(shape, device):
     return model, naive, x, z
 
 
-def library_langevin(model, x, z, n_steps, precision="float32"):
-    with sampling_mode(model), torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bfloat16"):
+def library_langevin(model, x, z, n_steps, precision="float32", compile_mode=False):
+    with sampling_mode(model), compiled(model.statistics, compile_mode), \
+            torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bfloat16"):
         return langevin(model.conditional_grad(z), x, step_size=EPS, n_steps=n_steps,
                         temperature=TEMPERATURE, energy_scale=1.0 / x.shape[0])["x"]
 
@@ -215,7 +218,7 @@ def check_same_gradients(model, naive, x, z):
     return err
 
 
-def bench_langevin(shape, device, n_steps, repeats, with_bf16=True):
+def bench_langevin(shape, device, n_steps, repeats, with_bf16=True, with_compile=False):
     model, naive, x, z = paired_models_and_chain(shape, device)
     result = {"shape": list(shape), "batch": BATCH, "gradient_rel_error": check_same_gradients(model, naive, x, z)}
     chains = {
@@ -224,7 +227,17 @@ def bench_langevin(shape, device, n_steps, repeats, with_bf16=True):
     }
     if with_bf16:
         chains["bfloat16"] = lambda: library_langevin(model, x, z, n_steps, "bfloat16")
+    if with_compile:
+        # torch.compile of the statistics net (the estimators' compile=True), after its warm-up
+        # compilation (timed_interleaved calls every chain once before timing).
+        chains["compiled"] = lambda: library_langevin(model, x, z, n_steps, compile_mode=True)
+        if with_bf16:
+            chains["bfloat16_compiled"] = lambda: library_langevin(model, x, z, n_steps, "bfloat16", True)
     seconds = {name: t / n_steps for name, t in timed_interleaved(chains, device, repeats).items()}
+    for name in ("compiled", "bfloat16_compiled"):
+        if name in seconds:
+            result[f"library_{name}_steps_per_s"] = 1 / seconds[name]
+            result[f"speedup_{name}"] = seconds["baseline"] / seconds[name]
     t_naive, t_lib = seconds["baseline"], seconds["library"]
     result.update(baseline_steps_per_s=1 / t_naive, library_steps_per_s=1 / t_lib, speedup=t_naive / t_lib)
     if with_bf16:
@@ -315,7 +328,10 @@ def bench_memory_growth(device, n_updates=1000):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CPU Langevin-step comparison only (< 1 min)")
+    parser.add_argument("--quick", action="store_true",
+                        help="Langevin-step comparison only, on --device (cpu: < 1 min)")
+    parser.add_argument("--compile", action="store_true",
+                        help="with --quick, also time the torch.compile'd statistics net (float32 and bf16)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "all"])
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--shape", default="1x28x28", choices=["1x28x28", "3x32x32"],
@@ -332,6 +348,8 @@ def main(argv=None):
     if "cuda" in devices and not torch.cuda.is_available():
         print("CUDA is not available; skipping the GPU figures")
         devices = [d for d in devices if d != "cuda"]
+        if not devices:
+            return 1
     report = {
         "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
         "cpu_threads": torch.get_num_threads(), "quick": args.quick, "results": {},
@@ -371,8 +389,10 @@ def main(argv=None):
         speedup = report["results"]["ablation_1x28x28"]["rows"][-1]["speedup"]
     elif args.quick:
         shape = tuple(int(n) for n in args.shape.split("x"))
-        r = bench_langevin(shape, torch.device("cpu"), n_steps=2, repeats=5)
-        report["results"]["cpu"] = {f"langevin_{args.shape}": r}
+        device = torch.device(devices[0])
+        r = bench_langevin(shape, device, n_steps=2 if device.type == "cpu" else 10, repeats=5,
+                           with_compile=args.compile)
+        report["results"][device.type] = {f"langevin_{args.shape}": r}
         print(json.dumps(r, indent=2))
         speedup = r["speedup"]
     else:

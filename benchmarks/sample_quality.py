@@ -174,7 +174,10 @@ def main(argv=None):
         if tracker is not None:
             seconds = tracker.clock + (time.perf_counter() - tracker._start if tracker._start else 0.0)
         energies = energy_summary(est.history_)
-        info = {"model": model, "updates": est.n_iter_, "fit_seconds": seconds,
+        keys = ("update", "energy_data", "energy_samples", "posterior_data", "chain_min", "chain_max",
+                "grad_norm", "langevin_grad_norm")
+        history = [{k: h[k] for k in keys if k in h} for h in est.history_ if "loss" in h][::10]
+        info = {"model": model, "updates": est.n_iter_, "fit_seconds": seconds, "history": history,
                 "seconds_per_update": seconds / max(est.n_iter_, 1), "diverged": diverged, **energies,
                 "params": {k: repr(v) for k, v in est.get_params().items() if k != "callbacks"},
                 "curve": tracker.curve if tracker else None}
@@ -183,6 +186,8 @@ def main(argv=None):
         if diverged is not None:
             results["rows"].append({"row": model, **info})
             continue
+        info.pop("history")
+        results.setdefault("histories", {})[model] = history
         modes = ["noise", "data"] if model == "nnefh" else ["noise"]
         for mode in modes:
             start = time.perf_counter()

@@ -243,6 +243,17 @@ def test_grbm_gibbs_reproduces_the_exact_marginal(visible_step):
     torch.testing.assert_close(torch.cov(v.T), cov, rtol=tolerance, atol=tolerance * float(sd.max()) ** 2)
 
 
+@torch.no_grad()
+def test_grbm_reference_energy_scale_samples_a_hotter_visible_law():
+    """The GRBM reference divides its energies by the batch size: its x-steps target exp(-E / B)
+    while its latent draws stay at temperature 1, and the chain misses the model's marginal."""
+    model = tiny_grbm(2, 3, seed=11)
+    _, cov = _grbm_marginal_moments(model)
+    settings = GibbsLangevinSettings(60, 20, 0.02 * 8, energy_scale=1 / 8)
+    v = sample_from_noise(model, 20_000, settings, generator=torch.Generator().manual_seed(3))["x"]
+    assert torch.all(torch.cov(v.T).diagonal() > 2.0 * cov.diagonal())
+
+
 def test_bfloat16_langevin_gradients_track_float32():
     """The opt-in bfloat16 autocast changes the drift by well under 1 % on a conv net."""
     from skefh.nn import ConvStatistics

@@ -411,8 +411,11 @@ class BaseEnergyEstimator(
         return settings.with_(**changes)
 
     def _replay_states(self) -> torch.Tensor:
-        saved = (self._trainer_state or {}).get("sampler") or {}
-        buffer = saved.get("replay_buffer")
+        live = getattr(self, "_live_trainer", None)  # sampling from inside fit (a callback)
+        if live is not None and getattr(live.negative_sampler, "buffer", None) is not None:
+            buffer = live.negative_sampler.buffer.state_dict()
+        else:
+            buffer = ((self._trainer_state or {}).get("sampler") or {}).get("replay_buffer")
         if buffer is None or buffer.get("states") is None:
             raise ValueError(
                 f"init='buffer' needs a model fitted with a replay buffer; this {type(self).__name__} "
