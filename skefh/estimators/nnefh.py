@@ -149,7 +149,9 @@ class NNEFH(BaseEnergyEstimator):
     checkpoint_every : int, default=1000
     on_divergence : {"raise", "restore"}, default="raise"
         On non-finite values or exploding chains: raise :class:`skefh.training.DivergenceError`,
-        or roll back to the last good state and halve the learning rate.
+        or roll back to the last good state (kept every 100 updates), halve the learning rate
+        and run the discarded updates again (at most three times, then raise), so that a fit
+        that returns has performed ``max_iter`` updates.
     callbacks : list of skefh.training.Callback, default=None
         Extra hooks called after every update.
     log_partition : {"auto", "ais", "exact"} or None, default="auto"
@@ -191,11 +193,15 @@ class NNEFH(BaseEnergyEstimator):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined when X has string feature names.
     n_iter_ : int
-        Updates performed.
+        Updates that produced the fitted weights (``max_iter`` after a complete fit; updates
+        discarded by a divergence restore are not counted).
     history_ : list of dict
         One record per update: ``energy_data``, ``energy_samples``, ``energy_gap``, ``loss``,
         ``grad_norm``, ``langevin_grad_norm``, ``chain_min``, ``chain_max``,
         ``posterior_data`` (mean posterior activation on the data batch), ``lr``, ``seconds``.
+        With ``on_divergence="restore"``, each restore adds a record with ``event="restored"``,
+        the ``update`` that diverged, the ``reason``, the new ``lr_scale``, and the update it
+        went back to (``restored_to``); the records of the discarded updates are dropped.
 
     See Also
     --------
