@@ -278,8 +278,9 @@ class BaseEnergyEstimator(
         The first call initialises the model (and the data scaling, from this ``X``); later
         calls continue with the same optimizer state. The learning rate is the constant
         ``learning_rate``: ``lr_schedule`` needs a known horizon and applies to ``fit`` only.
-        ``log_partition_`` is not re-estimated here (that would cost more than the updates);
-        ``score`` and ``score_samples`` estimate it when they are first called after.
+        ``log_partition_`` is reset to None and not re-estimated here (that would cost more
+        than the updates); ``score`` and ``score_samples`` estimate log Z privately when they
+        are first called after (see ``log_partition``).
 
         Parameters
         ----------

@@ -82,6 +82,7 @@ class PersistenceMixin:
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
         state = dict(state)
         state.pop("_live_trainer", None)
+        state.pop("_log_z_lock", None)  # a lock does not pickle; the copy makes its own
         if "module_" in state:
             state["module_"] = copy.deepcopy(state["module_"]).cpu()
             state["device_"] = "cpu"

@@ -73,9 +73,10 @@ class GRBM(BaseEnergyEstimator):
     ----------
     module_ : skefh.nn.GRBMEnergy
     log_partition_, log_partition_std_, log_partition_ess_, log_partition_lower_bound_
-        As in :class:`NNEFH`. With ``log_partition="auto"`` log Z is exact (a sum over the
-        2^H hidden states) for up to 20 hidden units, and estimated by AIS beyond; the lower
-        bound is computed for AIS only (None when log Z is exact).
+        As in :class:`NNEFH`. With ``log_partition="auto"`` ``fit`` computes log Z exactly
+        (a sum over the 2^H hidden states) for up to 20 hidden units; beyond, ``score_samples``
+        estimates it by AIS on first use (privately), or ``log_partition="ais"`` makes ``fit``
+        store an AIS estimate and its lower bound (None when log Z is exact).
     image_shape_, range_map_, device_, n_features_in_, n_iter_, history_
         As in :class:`NNEFH`.
 

@@ -155,10 +155,16 @@ class NNEFH(BaseEnergyEstimator):
     callbacks : list of skefh.training.Callback, default=None
         Extra hooks called after every update.
     log_partition : {"auto", "ais", "exact"} or None, default="auto"
-        How ``fit`` computes the log-partition function that normalises ``score_samples``:
-        annealed importance sampling ("ais"), exact enumeration ("exact", GRBM with few hidden
-        units), or "auto" (exact where tractable, else AIS). None skips it: ``score_samples``
-        is then the log-density up to a constant.
+        The log-partition function log Z that normalises ``score_samples``. "auto": ``fit``
+        computes it only where it is exact and cheap (a GRBM with few hidden units); otherwise
+        ``score_samples`` estimates it by annealed importance sampling on first use, keeps it
+        privately, and raises :class:`skefh.estimators.LikelihoodError` if that estimate is
+        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (it
+        costs 12-28 % of a short CPU fit; see the likelihood page), stored in
+        ``log_partition_``, with a :class:`skefh.estimators.LikelihoodWarning` if unreliable.
+        "exact": enumeration (GRBM with few hidden units). None: no log Z, and
+        ``score_samples`` is the log-density up to a constant (unless
+        :meth:`estimate_log_partition` is called).
     ais_chains : int, default=64
         Chains of the AIS estimate.
     ais_steps : int, default=1000
@@ -167,8 +173,9 @@ class NNEFH(BaseEnergyEstimator):
     Attributes
     ----------
     log_partition_ : float or None
-        Estimate of log Z in working units (None with ``log_partition=None``, and after
-        ``partial_fit`` or ``from_checkpoint`` until ``score``/``score_samples`` estimates it).
+        Estimate of log Z in working units, set by ``fit`` with ``log_partition="ais"`` or
+        ``"exact"`` and by :meth:`estimate_log_partition`; None otherwise (``score`` and
+        ``score_samples`` never set it), and after ``partial_fit`` or ``from_checkpoint``.
     log_partition_std_ : float or None
         Its standard error (0 when exact).
     log_partition_ess_ : float or None
@@ -182,8 +189,8 @@ class NNEFH(BaseEnergyEstimator):
     log_partition_lower_bound_ : float or None
         A lower bound on log Z (three standard errors below a Monte Carlo estimate of
         ``E_q[-F / tau - log q]``, q a Gaussian kernel density on up to 512 training rows),
-        computed at the end of ``fit``; an AIS estimate below it warns. None after
-        ``partial_fit``, ``from_checkpoint`` or with ``log_partition=None``.
+        computed at the end of ``fit`` with ``log_partition="ais"``; an AIS estimate below it
+        warns. None otherwise, and after ``partial_fit`` or ``from_checkpoint``.
     data_moments_ : ndarray of shape (2, `n_features_in_`) or None
         Per-feature mean and variance of the training data in working units: where the AIS
         estimate of log Z starts half of its chains (None when restored from a checkpoint that
@@ -217,7 +224,11 @@ class NNEFH(BaseEnergyEstimator):
     training data, annealed to exp(-F / tau)), and the last term
     the log-Jacobian of the data scaling, so that values are log-densities in the units of
     ``X``. The AIS estimate of log Z is biased low when its
-    weights are uneven (check ``log_partition_ess_``); raise ``ais_steps`` to tighten it.
+    weights are uneven (check ``log_partition_ess_``); raise ``ais_steps`` to tighten it. At a
+    low temperature the density is very peaked and AIS may not reach a reliable estimate
+    (the README's digits model at the default 1e-3: one effective sample of 64); ``score``
+    then raises :class:`skefh.estimators.LikelihoodError` rather than return a number the
+    library calls unreliable.
     Sampling is stochastic; on CUDA results are not bit-reproducible.
 
     References
