@@ -1,6 +1,7 @@
 """The estimator contract: scikit-learn integration, dtypes, devices, reproducibility, errors."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -39,6 +40,24 @@ X = DIGITS_X[:200]
 )
 def test_auto_image_shape(n_features, expected):
     assert resolve_image_shape("auto", n_features) == expected
+
+
+def test_auto_image_shape_reads_named_columns_as_tabular(capsys):
+    """A DataFrame of 64 named columns is a table, not an 8x8 image; a plain array still is."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(64)])
+    named = NNEFH(**SMALL, verbose=1).fit(frame)
+    assert named.image_shape_ is None and named.range_map_.kind == "standardise"
+    assert resolve_image_shape("auto", 64, has_feature_names=True) is None
+    assert type(named.module_.statistics).__name__ == "MLPStatistics"
+    out = capsys.readouterr().out
+    assert "[NNEFH] image_shape='auto' -> None: tabular data (X has named columns" in out
+    plain = NNEFH(**SMALL, verbose=1).fit(X)
+    assert plain.image_shape_ == (1, 8, 8)
+    assert "image_shape='auto' -> (1, 8, 8): rows of 64 values read as 1x8x8 images" in capsys.readouterr().out
+    assert NNEFH(**SMALL, image_shape=(1, 8, 8)).fit(frame).image_shape_ == (1, 8, 8)  # explicit wins
+    NNEFH(**SMALL).fit(X)
+    assert capsys.readouterr().out == ""  # silent unless verbose
 
 
 def test_explicit_image_shape_must_match_the_rows():
@@ -198,6 +217,35 @@ def test_feature_names_follow_the_features_parameter(features):
     est.set_params(features=features)
     assert len(est.get_feature_names_out()) == est.transform(X[:2]).shape[1]
     assert est.get_feature_names_out()[0] == f"nnefh_{features.lower()}0"
+
+
+def test_feature_names_out_checks_input_features():
+    pd = pytest.importorskip("pandas")
+    names = [f"x{i}" for i in range(64)]
+    est = NNEFH(**SMALL).fit(X)
+    assert len(est.get_feature_names_out(names)) == 16  # any names of the right length
+    with pytest.raises(ValueError, match="input_features should have length equal to number of features"):
+        est.get_feature_names_out(names[:3])
+    named = NNEFH(**SMALL).fit(pd.DataFrame(X, columns=names))
+    assert list(named.get_feature_names_out(names)) == list(named.get_feature_names_out())
+    with pytest.raises(ValueError, match="input_features is not equal to feature_names_in_"):
+        named.get_feature_names_out([f"y{i}" for i in range(64)])
+    # scikit-learn's ClassNamePrefixFeaturesOutMixin reads an attribute of this name.
+    assert not any(hasattr(cls, "_n_features_out") for cls in (NNEFH, EBM, GRBM))
+
+
+def test_from_checkpoint_keeps_the_feature_names(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(64)])
+    est = NNEFH(**SMALL, checkpoint_path=tmp_path / "ckpt.pt").fit(frame)
+    loaded = NNEFH.from_checkpoint(tmp_path / "ckpt.pt")
+    np.testing.assert_array_equal(loaded.feature_names_in_, est.feature_names_in_)
+    assert loaded.image_shape_ is None  # rebuilt as the tabular model it was
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X has feature names, but ... was fitted without"
+        np.testing.assert_array_equal(loaded.transform(frame), est.transform(frame))
+    NNEFH(**SMALL, checkpoint_path=tmp_path / "plain.pt").fit(X)
+    assert not hasattr(NNEFH.from_checkpoint(tmp_path / "plain.pt"), "feature_names_in_")
 
 
 def test_a_refit_that_fails_leaves_no_stale_log_z():

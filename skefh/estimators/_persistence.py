@@ -120,6 +120,11 @@ class PersistenceMixin:
             },
             "comparable_params": self._comparable_params(),
             "n_features_in": int(self.n_features_in_),
+            # Column names (a DataFrame): from_checkpoint restores them, and "auto" reads named
+            # columns as tabular, so they also decide the network rebuilt there.
+            "feature_names_in": (
+                [str(name) for name in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None
+            ),
             "image_shape": None if self.image_shape_ is None else list(self.image_shape_),
             "fit_dtype": str(np.dtype(self._fit_dtype)),
             "range_map": {
@@ -229,6 +234,9 @@ class PersistenceMixin:
         est = cls(**params)
         dummy = np.zeros((1, int(state["n_features_in"])), dtype=np.dtype(state["fit_dtype"]))
         est._validate_input(dummy, reset=True)
+        names = state.get("feature_names_in")  # absent from checkpoints of earlier versions
+        if names is not None:
+            est.feature_names_in_ = np.asarray(names, dtype=object)
         est._initialise(dummy)
         est._seed = int(state["seed"])
         est._restore_from_state(state)

@@ -233,7 +233,7 @@ class EBM(BaseEnergyEstimator):
     def _feature_tensor(self, x):
         return self.module_.statistics(x)
 
-    def _n_features_out(self) -> int:
+    def _n_transform_features(self) -> int:
         return self.n_statistics
 
     # -- the density: exp(-E(x) / tau) on a soft box ----------------------------------------------

@@ -30,7 +30,8 @@ class GRBM(BaseEnergyEstimator):
         Number of hidden units (the reference's MNIST configuration; 10,000 for Fashion-MNIST).
     image_shape : "auto", tuple of (C, H, W) or None, default="auto"
         Only decides the data scaling (images: observed range to [-1, 1]; tabular:
-        standardisation); the GRBM always sees flattened rows.
+        standardisation); the GRBM always sees flattened rows. "auto" as in :class:`NNEFH`
+        (named columns are tabular).
     gibbs_steps : int, default=100
         Gibbs rounds per update (the reference's ``CD_step``).
     langevin_steps : int, default=10
@@ -220,7 +221,7 @@ class GRBM(BaseEnergyEstimator):
         eta = self.module_.posterior_logits(x)
         return torch.sigmoid(eta) if self.features == "mean" else eta
 
-    def _n_features_out(self) -> int:
+    def _n_transform_features(self) -> int:
         return self.n_components
 
     #: "auto" enumerates the 2^H hidden states exactly up to this many hidden units.

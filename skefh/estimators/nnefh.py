@@ -46,8 +46,11 @@ class NNEFH(BaseEnergyEstimator):
         Width of the first convolution of the image network (then 2x and 4x); unused by the MLP.
     image_shape : "auto", tuple of (C, H, W) or None, default="auto"
         How to view a row of X as an image. "auto" reads rows of H*H values (H >= 8) as
-        1xHxH and rows of 3*H*H values as 3xHxH; any other length is tabular. None forces
-        tabular data (the MLP). The resolved value is ``image_shape_``.
+        1xHxH and rows of 3*H*H values as 3xHxH, for plain arrays only: data with column names
+        (a DataFrame; ``feature_names_in_``) are tabular whatever their width, and so is any
+        other length. None forces tabular data (the MLP). The resolved value is
+        ``image_shape_``; with ``verbose``, ``fit`` prints one line saying what "auto" resolved
+        to and why.
     statistics : {"auto", "conv", "mlp"} or callable, default="auto"
         The network U. "auto": "conv" for images, "mlp" otherwise. A callable is called as
         ``statistics(input_shape, n_statistics)`` and must return a ``torch.nn.Module``.
@@ -405,7 +408,7 @@ class NNEFH(BaseEnergyEstimator):
         logits = self.module_.posterior_logits(x) / self.module_.temperature
         return logits if self.features == "eta" else torch.sigmoid(logits)
 
-    def _n_features_out(self) -> int:
+    def _n_transform_features(self) -> int:
         return self.n_statistics if self.features == "U" else self.n_components
 
     def _initialise(self, X):
