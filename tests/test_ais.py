@@ -165,18 +165,55 @@ class _Quadratic(nn.Module):
         return x.flatten(1) ** 2
 
 
-def test_ebm_box_ais_matches_quadrature():
+@pytest.mark.parametrize("tail_variance", [None, 0.05, 0.5])
+def test_ebm_box_ais_matches_quadrature(tail_variance):
+    """Hard box: exp(-E / tau) on [-1, 1]. Soft box: times exp(-d(x)^2 / (2 v)) with d the
+    distance to the box, positive everywhere."""
     torch.manual_seed(0)
-    model = EBMEnergy(_Quadratic(), (1,), 1).double()
+    tau = 0.4  # density exp(-2.5 (x^2 + 0.3)) on the box
+    model = EBMEnergy(_Quadratic(), (1,), 1, temperature=tau).double()
     with torch.no_grad():
         model.readout.fill_(1.0)
         model.offset.fill_(0.3)
-    scale = 2.5  # density exp(-2.5 (x^2 + 0.3)) on [-1, 1]
     low, high = torch.tensor([-1.0], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)
-    exact = _quadrature_log_z(lambda x: scale * model.energy(x), -1, 1)
-    path = BoxPath(model, low, high, scale, step_size=0.1)
+    if tail_variance is None:
+        exact = _quadrature_log_z(lambda x: model.energy(x) / tau, -1, 1)
+    else:
+        def containment(x):
+            return (x - x.clamp(-1.0, 1.0)).square().sum(1) / (2 * tail_variance)
+
+        exact = _quadrature_log_z(lambda x: model.energy(x) / tau + containment(x), -10, 10)
+    path = BoxPath(model, low, high, step_size=0.1, tail_variance=tail_variance)
     result = annealed_importance_sampling(path, 512, 300, generator=torch.Generator().manual_seed(0))
     assert abs(result.log_z - exact) < 3 * result.log_z_std + 0.02
+
+
+def test_the_soft_box_base_is_sampled_exactly():
+    """Samples of the soft-box base against its closed-form density (a histogram) and mass."""
+    model = EBMEnergy(_Quadratic(), (2,), 2).double()
+    low = torch.tensor([-1.0, 0.0], dtype=torch.float64)
+    high = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    path = BoxPath(model, low, high, tail_variance=torch.tensor([0.1, 0.4], dtype=torch.float64))
+    x = path.sample_base(200_000, torch.Generator().manual_seed(0))
+    # log Z_0 is the integral of the unnormalised base, coordinate by coordinate, on a grid...
+    grid = torch.linspace(-6, 8, 140_001, dtype=torch.float64)
+    pairs = torch.stack([grid, grid], 1)
+    outside = pairs - torch.maximum(torch.minimum(pairs, high), low)
+    per_coordinate = torch.exp(-outside.square() / (2 * path.tail_variance)).sum(0) * (grid[1] - grid[0])
+    torch.testing.assert_close(per_coordinate.log().sum(), torch.tensor(path.log_z0, dtype=torch.float64),
+                               atol=1e-4, rtol=0)
+    # ...and the samples fall outside the box as often as the tails' share of the mass says.
+    width = high - low
+    tail_share = 1 - width / (width + torch.sqrt(2 * math.pi * path.tail_variance))
+    below, above = (x < low).double().mean(0), (x > high).double().mean(0)
+    torch.testing.assert_close(below, tail_share / 2, atol=4e-3, rtol=0)
+    torch.testing.assert_close(above, tail_share / 2, atol=4e-3, rtol=0)
+    assert path.inside(x) is None
+    # The base's gradient (for the MALA moves) against autograd, inside and outside the box.
+    points = torch.tensor([[-2.0, 1.0], [0.5, 4.0], [1.5, -0.5]], dtype=torch.float64, requires_grad=True)
+    log_q, grad = path._base_and_grad(points.detach())
+    (autograd,) = torch.autograd.grad(path._base_and_grad(points)[0].sum(), points)
+    torch.testing.assert_close(grad, autograd)
 
 
 def test_ais_with_no_annealing_needed_is_exact():

@@ -4,10 +4,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skefh import EBM, GRBM, NNEFH
 
-FAST = dict(max_iter=2, batch_size=16, random_state=0, device="cpu", ais_chains=4, ais_steps=5)
+FAST = dict(max_iter=2, batch_size=16, random_state=0, device="cpu", ais_chains=16, ais_steps=20)
 ESTIMATORS = [
     NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, **FAST),
-    EBM(n_statistics=8, n_filters=4, langevin_steps=2, **FAST),
+    # At its default temperature (1e-3) the EBM's score raises LikelihoodError: AIS cannot
+    # estimate its log Z reliably (tested in test_likelihood.py); the checks score a warmer one.
+    EBM(n_statistics=8, n_filters=4, langevin_steps=2, temperature=1.0, **FAST),
     GRBM(n_components=8, gibbs_steps=2, langevin_steps=2, **FAST),
 ]
 

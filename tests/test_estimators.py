@@ -1,6 +1,7 @@
 """The estimator contract: scikit-learn integration, dtypes, devices, reproducibility, errors."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -39,6 +40,24 @@ X = DIGITS_X[:200]
 )
 def test_auto_image_shape(n_features, expected):
     assert resolve_image_shape("auto", n_features) == expected
+
+
+def test_auto_image_shape_reads_named_columns_as_tabular(capsys):
+    """A DataFrame of 64 named columns is a table, not an 8x8 image; a plain array still is."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(64)])
+    named = NNEFH(**SMALL, verbose=1).fit(frame)
+    assert named.image_shape_ is None and named.range_map_.kind == "standardise"
+    assert resolve_image_shape("auto", 64, has_feature_names=True) is None
+    assert type(named.module_.statistics).__name__ == "MLPStatistics"
+    out = capsys.readouterr().out
+    assert "[NNEFH] image_shape='auto' -> None: tabular data (X has named columns" in out
+    plain = NNEFH(**SMALL, verbose=1).fit(X)
+    assert plain.image_shape_ == (1, 8, 8)
+    assert "image_shape='auto' -> (1, 8, 8): rows of 64 values read as 1x8x8 images" in capsys.readouterr().out
+    assert NNEFH(**SMALL, image_shape=(1, 8, 8)).fit(frame).image_shape_ == (1, 8, 8)  # explicit wins
+    NNEFH(**SMALL).fit(X)
+    assert capsys.readouterr().out == ""  # silent unless verbose
 
 
 def test_explicit_image_shape_must_match_the_rows():
@@ -107,7 +126,8 @@ def test_grid_search_in_parallel_and_clone():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_joblib_round_trip_gives_identical_outputs(name, tmp_path):
-    est = MODELS[name]().fit(X)
+    # A warm EBM: at its default temperature its score raises (no reliable log Z on images).
+    est = MODELS[name](**({"temperature": 1.0} if name == "ebm" else {})).fit(X)
     joblib.dump(est, tmp_path / "est.joblib")
     loaded = joblib.load(tmp_path / "est.joblib")
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
@@ -184,8 +204,10 @@ def test_partial_fit_keeps_a_constant_learning_rate_and_estimates_log_z_lazily()
         est.partial_fit(X)  # 7 updates each: far past max_iter, where a cosine schedule reaches 0
     assert {h["lr"] for h in est.history_} == {est.learning_rate}
     assert est.log_partition_ is None
-    scores = est.score_samples(X[:5])
-    assert est.log_partition_ is not None and np.all(np.isfinite(scores))
+    scores = est.score_samples(X[:5])  # log Z computed privately: scoring sets no attribute
+    assert est.log_partition_ is None and np.all(np.isfinite(scores))
+    assert est.score_samples(X[:5]) == pytest.approx(scores)
+    assert est.estimate_log_partition().log_partition_ is not None
     assert est.score_samples(X[:5]) == pytest.approx(scores)
 
 
@@ -195,6 +217,35 @@ def test_feature_names_follow_the_features_parameter(features):
     est.set_params(features=features)
     assert len(est.get_feature_names_out()) == est.transform(X[:2]).shape[1]
     assert est.get_feature_names_out()[0] == f"nnefh_{features.lower()}0"
+
+
+def test_feature_names_out_checks_input_features():
+    pd = pytest.importorskip("pandas")
+    names = [f"x{i}" for i in range(64)]
+    est = NNEFH(**SMALL).fit(X)
+    assert len(est.get_feature_names_out(names)) == 16  # any names of the right length
+    with pytest.raises(ValueError, match="input_features should have length equal to number of features"):
+        est.get_feature_names_out(names[:3])
+    named = NNEFH(**SMALL).fit(pd.DataFrame(X, columns=names))
+    assert list(named.get_feature_names_out(names)) == list(named.get_feature_names_out())
+    with pytest.raises(ValueError, match="input_features is not equal to feature_names_in_"):
+        named.get_feature_names_out([f"y{i}" for i in range(64)])
+    # scikit-learn's ClassNamePrefixFeaturesOutMixin reads an attribute of this name.
+    assert not any(hasattr(cls, "_n_features_out") for cls in (NNEFH, EBM, GRBM))
+
+
+def test_from_checkpoint_keeps_the_feature_names(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(64)])
+    est = NNEFH(**SMALL, checkpoint_path=tmp_path / "ckpt.pt").fit(frame)
+    loaded = NNEFH.from_checkpoint(tmp_path / "ckpt.pt")
+    np.testing.assert_array_equal(loaded.feature_names_in_, est.feature_names_in_)
+    assert loaded.image_shape_ is None  # rebuilt as the tabular model it was
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X has feature names, but ... was fitted without"
+        np.testing.assert_array_equal(loaded.transform(frame), est.transform(frame))
+    NNEFH(**SMALL, checkpoint_path=tmp_path / "plain.pt").fit(X)
+    assert not hasattr(NNEFH.from_checkpoint(tmp_path / "plain.pt"), "feature_names_in_")
 
 
 def test_a_refit_that_fails_leaves_no_stale_log_z():
@@ -209,6 +260,38 @@ def test_a_refit_that_fails_leaves_no_stale_log_z():
     with pytest.raises(RuntimeError, match="interrupted"):
         est.set_params(callbacks=[Fail()]).fit(X)
     assert est.log_partition_ is None
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NNEFH(n_components=32, n_statistics=32, n_filters=8, gibbs_steps=1, langevin_steps=5, max_iter=20,
+                      ais_steps=100, random_state=0),
+        lambda: EBM(n_statistics=16, n_filters=4, langevin_steps=5, max_iter=20, ais_steps=100, random_state=0),
+        lambda: GRBM(n_components=64, gibbs_steps=5, langevin_steps=5, batch_size=64, max_iter=20, random_state=0),
+    ],
+    ids=["nnefh", "ebm", "grbm"],
+)
+def test_default_use_raises_no_warnings(make):
+    """Fit, transform, sample and score with default settings (small sizes, short AIS) on digits.
+
+    Every default EBM fit used to end with a LikelihoodWarning (AIS on one effective sample), as
+    did the README's NN-EFH job. Now nothing warns: fit makes no AIS estimate, and a score whose
+    log Z cannot be estimated reliably raises a LikelihoodError instead (the EBM on images)."""
+    from skefh.estimators import LikelihoodError
+
+    est = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.fit(DIGITS_X[:500])
+        assert est.transform(DIGITS_X[:10]).shape[0] == 10
+        assert est.sample(4).shape == (4, 64)
+        try:
+            score = est.score(DIGITS_X[500:600])
+        except LikelihoodError as error:
+            assert isinstance(est, EBM), error
+        else:
+            assert np.isfinite(score)
 
 
 def test_verbose_shows_a_progress_bar(capsys):

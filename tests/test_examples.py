@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,9 @@ def test_table3_and_paper_figures_run_on_digits(tmp_path, capsys):
 
 def test_digits_quickstart_runs(tmp_path, capsys):
     quickstart = _load_example("digits_quickstart")
-    quickstart.main(["--out", str(tmp_path / "s.png"), "--max-iter", "2"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the README's main job prints no warning
+        quickstart.main(["--out", str(tmp_path / "s.png"), "--max-iter", "2"])
     assert (tmp_path / "s.png").exists()
     assert "raw pixels" in capsys.readouterr().out
 

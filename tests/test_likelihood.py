@@ -1,15 +1,20 @@
 """score_samples as a normalised log-likelihood, through the estimators."""
 
+import copy
 import math
+import pickle
+import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
 from skefh import EBM, GRBM, NNEFH
-from skefh.estimators import LikelihoodWarning
+from skefh.estimators import LikelihoodError, LikelihoodWarning
 from skefh.metrics import bits_per_dim
 
 DIGITS_X = load_digits().data
@@ -24,19 +29,23 @@ def _one_dimensional_data(seed=0):
     "estimator, low, high",
     [
         (NNEFH(n_components=6, n_statistics=8, gibbs_steps=2, langevin_steps=5, step_size=0.1,
-               temperature=1.0, max_iter=40, batch_size=32, ais_chains=256,
+               temperature=1.0, max_iter=40, batch_size=32, log_partition="ais", ais_chains=256,
                ais_steps=300, random_state=0, device="cpu"), -100, 200),
         (NNEFH(n_components=6, n_statistics=8, gibbs_steps=2, langevin_steps=5, step_size=0.1,
-               temperature=0.02, max_iter=40, batch_size=32, ais_chains=256,
+               temperature=0.02, max_iter=40, batch_size=32, log_partition="ais", ais_chains=256,
                ais_steps=500, random_state=0, device="cpu"), -100, 200),
         (GRBM(n_components=5, gibbs_steps=5, langevin_steps=5, batch_size=32, max_iter=40,
               random_state=0, device="cpu"), -100, 200),
         (GRBM(n_components=5, gibbs_steps=5, langevin_steps=5, batch_size=32, max_iter=40,
               log_partition="ais", ais_chains=256, ais_steps=500, random_state=0, device="cpu"), -100, 200),
         (EBM(n_statistics=8, langevin_steps=5, step_size=0.1, temperature=1.0, max_iter=40,
-             batch_size=32, ais_chains=256, ais_steps=300, random_state=0, device="cpu"), -100, 200),
+             batch_size=32, log_partition="ais", ais_chains=256, ais_steps=300, random_state=0, device="cpu"),
+         -100, 200),
+        (EBM(n_statistics=8, langevin_steps=5, step_size=0.1, temperature=0.05, max_iter=40,
+             batch_size=32, log_partition="ais", ais_chains=256, ais_steps=500, random_state=0, device="cpu"),
+         -100, 200),
     ],
-    ids=["nnefh-ais", "nnefh-tempered-ais", "grbm-exact", "grbm-ais", "ebm-box-ais"],
+    ids=["nnefh-ais", "nnefh-tempered-ais", "grbm-exact", "grbm-ais", "ebm-soft-box-ais", "ebm-tempered-soft-box"],
 )
 def test_density_in_data_units_integrates_to_one(estimator, low, high):
     """After the range map (tabular: standardisation), exp(score_samples) integrates to 1."""
@@ -73,8 +82,8 @@ def test_score_ranks_a_trained_nnefh_above_an_untrained_one():
     settings = dict(n_components=64, n_statistics=64, n_filters=16, gibbs_steps=2, langevin_steps=10,
                     energy_l2=1e-2, negative_init="data", ais_chains=32, ais_steps=3000, random_state=0,
                     device="cpu")
-    trained = NNEFH(max_iter=900, **settings).fit(train)
-    untrained = NNEFH(max_iter=0, **settings).fit(train)
+    trained = NNEFH(max_iter=900, log_partition="ais", **settings).fit(train)
+    untrained = NNEFH(max_iter=0, log_partition="ais", **settings).fit(train)
     first, first_std = trained.log_partition_, trained.log_partition_std_
     # From the quadratic base alone most runs gave ~37.2, below this bound (~48 here).
     assert first > trained.log_partition_lower_bound_ > 40.0
@@ -101,7 +110,7 @@ def test_nnefh_ais_starts_half_its_chains_from_the_training_data():
 
 def test_an_ais_estimate_below_the_data_lower_bound_warns():
     est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=3,
-                ais_chains=16, ais_steps=50, random_state=0, device="cpu").fit(DIGITS_X[:200])
+                log_partition="ais", ais_chains=16, ais_steps=50, random_state=0, device="cpu").fit(DIGITS_X[:200])
     bound = est.log_partition_lower_bound_
     assert isinstance(bound, float) and bound < est.log_partition_  # a sound bound, and AIS clears it
     with warnings.catch_warnings():
@@ -124,8 +133,6 @@ def test_the_grbm_lower_bound_is_below_its_exact_log_partition():
     assert exact.log_partition_std_ == 0.0 and exact.log_partition_lower_bound_ is None
     assert ais.log_partition_lower_bound_ < exact.log_partition_
     assert ais.log_partition_lower_bound_ > exact.log_partition_ - 60.0  # loose (41 nats here), not vacuous
-    assert not hasattr(EBM(max_iter=1, n_statistics=4, n_filters=2, langevin_steps=1, ais_chains=4, ais_steps=3,
-                           device="cpu").fit(DIGITS_X[:50]), "log_partition_lower_bound_")
 
 
 def test_log_partition_can_be_skipped_and_estimated_later():
@@ -139,9 +146,12 @@ def test_log_partition_can_be_skipped_and_estimated_later():
 
 def test_log_partition_is_reproducible_with_random_state():
     kw = dict(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=2,
-              ais_chains=8, ais_steps=30, random_state=3, device="cpu")
+              log_partition="ais", ais_chains=8, ais_steps=30, random_state=3, device="cpu")
     a, b = NNEFH(**kw).fit(DIGITS_X[:100]), NNEFH(**kw).fit(DIGITS_X[:100])
-    assert a.log_partition_ == b.log_partition_
+    assert a.log_partition_ is not None and a.log_partition_ == b.log_partition_
+    # The private on-demand estimate is seeded the same way.
+    c, d = (NNEFH(**{**kw, "log_partition": "auto"}).fit(DIGITS_X[:100]) for _ in range(2))
+    np.testing.assert_array_equal(c.score_samples(DIGITS_X[:5]), d.score_samples(DIGITS_X[:5]))
 
 
 def test_exact_log_partition_needs_a_small_grbm():
@@ -164,3 +174,127 @@ def test_bits_per_dim_accounts_for_the_scaling():
     assert bits_per_dim(a, DIGITS_X, n_levels=17, data_range=(0, 32)) == pytest.approx(bpd_a - 1.0, rel=1e-9)
     with pytest.raises(ValueError, match="normalised density"):
         bits_per_dim(GRBM(**kw, log_partition=None).fit(DIGITS_X), DIGITS_X)
+
+
+# -- where log Z comes from: fit only when asked, scoring without side effects --------------------
+TINY_NNEFH = dict(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=2,
+                  ais_chains=16, ais_steps=50, random_state=0, device="cpu")
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, torch.nn.Module):
+        return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b, equal_nan=True)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    if hasattr(a, "__dict__") and not isinstance(a, type):
+        return type(a) is type(b) and _equal(vars(a), vars(b))
+    return a == b
+
+
+def _public(est) -> dict:
+    return copy.deepcopy({k: v for k, v in vars(est).items() if not k.startswith("_")})
+
+
+def test_fit_estimates_log_z_only_where_exact_or_when_asked():
+    est = NNEFH(**TINY_NNEFH).fit(DIGITS_X[:100])
+    assert est.log_partition_ is None and est.log_partition_lower_bound_ is None  # no AIS in fit
+    assert np.all(np.isfinite(est.score_samples(DIGITS_X[:5])))
+    assert est.log_partition_ is None  # scoring stores nothing public
+    asked = NNEFH(**{**TINY_NNEFH, "log_partition": "ais"}).fit(DIGITS_X[:100])
+    assert asked.log_partition_ is not None and asked.log_partition_lower_bound_ is not None
+    # Scoring the default fit used the same AIS (same seed) as the explicit one.
+    np.testing.assert_allclose(est.score_samples(DIGITS_X[:5]), asked.score_samples(DIGITS_X[:5]))
+    small = GRBM(n_components=8, gibbs_steps=2, langevin_steps=2, max_iter=2, random_state=0,
+                 device="cpu").fit(DIGITS_X[:100])
+    assert small.log_partition_std_ == 0.0  # a GRBM with few hidden units keeps its exact log Z
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NNEFH(**TINY_NNEFH).fit(DIGITS_X[:100]),
+        lambda: NNEFH(**{**TINY_NNEFH, "log_partition": "ais"}).fit(DIGITS_X[:100]).partial_fit(DIGITS_X[:64]),
+        lambda: GRBM(n_components=32, gibbs_steps=2, langevin_steps=2, max_iter=2, ais_chains=16, ais_steps=50,
+                     random_state=0, device="cpu").fit(DIGITS_X[:100]),
+        lambda: EBM(n_statistics=8, langevin_steps=5, step_size=0.1, temperature=1.0, max_iter=5, ais_chains=32,
+                    ais_steps=100, random_state=0, device="cpu").fit(_one_dimensional_data()),
+    ],
+    ids=["nnefh", "nnefh-after-partial-fit", "grbm-ais", "ebm-tabular"],
+)
+def test_scoring_changes_no_public_attribute(make):
+    est = make()
+    X = DIGITS_X[:20] if est.n_features_in_ == 64 else _one_dimensional_data(1)[:20]
+    before = _public(est)
+    first = est.score_samples(X)
+    est.score(X)
+    after = _public(est)
+    assert before.keys() == after.keys()
+    assert [k for k in before if not _equal(before[k], after[k])] == []
+    assert np.all(np.isfinite(first))
+    # The on-demand estimate travels with a pickle (the lock that guards it does not).
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).score_samples(X), first)
+
+
+def test_concurrent_scoring_estimates_log_z_once(monkeypatch):
+    """Threads scoring one estimator (GridSearchCV with a threading backend) share one AIS run."""
+    est = NNEFH(**TINY_NNEFH).fit(DIGITS_X[:100])
+    calls = []
+    original = type(est)._ais
+
+    def counted(self, *args):
+        calls.append(1)
+        time.sleep(0.2)  # long enough for the other threads to arrive while it runs
+        return original(self, *args)
+
+    monkeypatch.setattr(type(est), "_ais", counted)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: est.score_samples(DIGITS_X[:10]), range(4)))
+    assert len(calls) == 1
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+
+
+def test_an_unreliable_on_demand_estimate_raises_and_does_not_warn(monkeypatch):
+    """The EBM at its default temperature on 8x8 images: AIS rests on 1.9 effective samples of
+    64 here (1.0 in the issue's longer fit), so score raises a LikelihoodError that says what to
+    do (it used to return the estimate, with a warning)."""
+    est = EBM(n_statistics=16, n_filters=4, langevin_steps=5, max_iter=30, ais_steps=100, random_state=0,
+              device="cpu").fit(DIGITS_X[:200])
+    before = _public(est)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(LikelihoodError, match="effective samples.*estimate_log_partition"):
+            est.score(DIGITS_X[:10])
+        calls = []
+        monkeypatch.setattr(type(est), "_ais", lambda self, *a: calls.append(1))
+        with pytest.raises(LikelihoodError):  # the verdict is cached: no second AIS run
+            est.score_samples(DIGITS_X[:10])
+        assert calls == []
+        monkeypatch.undo()
+    after = _public(est)
+    assert [k for k in before if not _equal(before[k], after[k])] == []
+    with pytest.warns(LikelihoodWarning, match="effective samples"):  # asked for explicitly: a warning
+        est.estimate_log_partition()
+    assert est.log_partition_ is not None
+
+
+def test_the_ebm_scores_rows_outside_its_training_range_finitely():
+    """Tabular data: held-out rows beyond the training range used to score -inf (a hard box)."""
+    X = _one_dimensional_data()
+    outside = np.array([[X.min() - 5.0], [X.max() + 5.0], [X.max() + 500.0]])
+    kw = dict(n_statistics=8, langevin_steps=5, step_size=0.1, max_iter=5, random_state=0, device="cpu")
+    unnormalised = EBM(**kw, log_partition=None).fit(X).score_samples(outside)  # the default temperature
+    assert np.all(np.isfinite(unnormalised))
+    warm = EBM(**kw, temperature=1.0, log_partition="ais", ais_chains=64, ais_steps=200).fit(X)
+    scores = warm.score_samples(np.vstack([X[:3], outside]))
+    assert np.all(np.isfinite(scores)) and scores[-1] < scores[:3].min() - 10.0
+    # The density is positive everywhere, so the kernel lower bound applies to the EBM too.
+    assert warm.log_partition_lower_bound_ < warm.log_partition_

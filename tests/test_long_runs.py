@@ -140,6 +140,21 @@ def test_divergence_restore_lowers_the_learning_rate_and_finishes():
     assert events and events[0]["lr_scale"] == 0.5
 
 
+def test_a_restored_fit_still_performs_max_iter_updates():
+    """A restore rewinds the model to a snapshot; the discarded updates are run again, and the
+    history says what happened (asked 20, the loop used to stop after 11)."""
+    est = NNEFH(max_iter=20, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
+                on_divergence="restore", **{**TINY, "langevin_steps": 10})
+    est.fit(X)
+    events = [h for h in est.history_ if h.get("event") == "restored"]
+    updates = [h["update"] for h in est.history_ if "event" not in h]
+    assert events, "the configuration no longer diverges: the test needs another one"
+    assert est.n_iter_ == 20 and updates == list(range(1, 21))
+    for event in events:
+        assert event["restored_to"] < event["update"] and event["discarded"] == event["update"] - event["restored_to"]
+    assert [e["lr_scale"] for e in events] == [0.5**k for k in range(1, len(events) + 1)]
+
+
 def test_cli_train_interrupted_says_how_to_resume(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     common = ["train", "--model", "grbm", "--dataset", "digits", "--out", str(run), "--checkpoint-every", "2",

@@ -18,7 +18,7 @@ import torch
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ..nn.base import compiled
 from ..samplers import (
@@ -31,7 +31,7 @@ from ..samplers import (
 from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, ProgressBar
 from ._likelihood import LikelihoodMixin
 from ._persistence import PersistenceMixin, data_fingerprint
-from ._resolve import resolve_device, resolve_image_shape
+from ._resolve import describe_image_shape, resolve_device, resolve_image_shape
 from ._scaling import fit_range_map
 
 __all__ = ["BaseEnergyEstimator"]
@@ -90,7 +90,8 @@ class BaseEnergyEstimator(
     def _feature_tensor(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _n_features_out(self) -> int:
+    def _n_transform_features(self) -> int:
+        """Width of ``transform``'s output with the current ``features``."""
         raise NotImplementedError
 
     #: Which sampler states are negative samples: the final one, or every Gibbs round.
@@ -148,7 +149,10 @@ class BaseEnergyEstimator(
     def _initialise(self, X: np.ndarray) -> None:
         """Set every fitted attribute that does not depend on training."""
         self._check_features()
-        self.image_shape_ = resolve_image_shape(self.image_shape, X.shape[1])
+        named = getattr(self, "feature_names_in_", None) is not None  # set by validate_data
+        self.image_shape_ = resolve_image_shape(self.image_shape, X.shape[1], has_feature_names=named)
+        if self.verbose and isinstance(self.image_shape, str):
+            print(f"[{type(self).__name__}] {describe_image_shape(self.image_shape_, X.shape[1], named)}")
         self.device_ = resolve_device(self.device)
         self.range_map_ = fit_range_map(X, "image" if self.image_shape_ is not None else "standardise")
         seed = _seed_from(self.random_state)
@@ -278,8 +282,9 @@ class BaseEnergyEstimator(
         The first call initialises the model (and the data scaling, from this ``X``); later
         calls continue with the same optimizer state. The learning rate is the constant
         ``learning_rate``: ``lr_schedule`` needs a known horizon and applies to ``fit`` only.
-        ``log_partition_`` is not re-estimated here (that would cost more than the updates);
-        ``score`` and ``score_samples`` estimate it when they are first called after.
+        ``log_partition_`` is reset to None and not re-estimated here (that would cost more
+        than the updates); ``score`` and ``score_samples`` estimate log Z privately when they
+        are first called after (see ``log_partition``).
 
         Parameters
         ----------
@@ -500,17 +505,21 @@ class BaseEnergyEstimator(
 
         Parameters
         ----------
-        input_features : Ignored
+        input_features : array-like of str or None, default=None
+            Checked as scikit-learn checks it (its length must be ``n_features_in_``, and its
+            names ``feature_names_in_`` when X had column names), then unused: the outputs are
+            learned features, not functions of single inputs.
 
         Returns
         -------
         ndarray of str objects
         """
         check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
         self._check_features()
         prefix = f"{type(self).__name__.lower()}_{self.features.lower()}"
         # The width follows ``features`` as set now, as ``transform`` does.
-        return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out())], dtype=object)
+        return np.asarray([f"{prefix}{i}" for i in range(self._n_transform_features())], dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,13 +1,24 @@
 """Normalised log-likelihoods: the log-partition estimate behind ``score_samples``.
 
 ``score_samples(X) = -F(w(x)) - log Z + log|det dw/dx|``, with ``w`` the affine map to working
-units. log Z is computed once per fit: exactly where that is tractable (a GRBM with few hidden
-units), otherwise by annealed importance sampling (``skefh.samplers.ais``).
+units. Where log Z comes from:
+
+- ``fit`` computes it only where that is exact and cheap (a GRBM with few hidden units), or when
+  asked to (``log_partition="ais"``): a fit used as a transformer does not pay for annealed
+  importance sampling (``skefh.samplers.ais``) it never uses.
+- :meth:`LikelihoodMixin.estimate_log_partition` estimates it explicitly and stores it in
+  ``log_partition_``.
+- Otherwise ``score_samples`` estimates it on first use and keeps it in a private cache (behind a
+  lock, so that threads scoring one estimator run AIS once), leaving every public attribute as
+  it was. An on-demand estimate that the library's own checks call unreliable (too few effective
+  samples, or below a lower bound) is never used: ``score_samples`` raises
+  :class:`LikelihoodError` instead and says what to do.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -17,11 +28,18 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..samplers.ais import annealed_importance_sampling, kernel_lower_bound
 
-__all__ = ["LikelihoodMixin", "LikelihoodWarning"]
+__all__ = ["LikelihoodMixin", "LikelihoodWarning", "LikelihoodError"]
+
+# Guards the creation of each estimator's own lock (two threads must not each create one).
+_LOCK_GUARD = threading.Lock()
 
 
 class LikelihoodWarning(UserWarning):
     """The log-partition estimate is unreliable (few effective AIS samples)."""
+
+
+class LikelihoodError(RuntimeError):
+    """``score_samples`` needs log Z, and no reliable estimate of it can be made on demand."""
 
 
 class LikelihoodMixin:
@@ -37,18 +55,27 @@ class LikelihoodMixin:
     def _exact_log_partition(self) -> float:
         raise NotImplementedError(f"{type(self).__name__} has no tractable exact log Z")
 
-    def _log_partition_method(self) -> str | None:
+    def _estimate_method(self) -> str:
+        """How :meth:`estimate_log_partition` computes log Z: "exact" where asked for (or "auto")
+        and tractable, else "ais"."""
         choice = self.log_partition
-        if choice is None:
-            return None
-        if choice == "auto":
-            return "exact" if self._exact_partition_tractable() else "ais"
         if choice == "exact" and not self._exact_partition_tractable():
             raise ValueError(
                 f"log_partition='exact' is not tractable for {type(self).__name__} with these "
                 "settings; use 'ais' or 'auto'"
             )
-        return choice
+        if choice in ("auto", "exact") and self._exact_partition_tractable():
+            return "exact"
+        return "ais"
+
+    def _fit_log_partition_method(self) -> str | None:
+        """What ``fit`` computes: log Z where it is exact and cheap, or AIS when asked ("ais")."""
+        if self.log_partition is None:
+            return None
+        method = self._estimate_method()
+        if self.log_partition == "auto" and method == "ais":
+            return None  # left to estimate_log_partition(), or to score_samples on first use
+        return method
 
     def _exact_partition_tractable(self) -> bool:
         return False
@@ -62,7 +89,7 @@ class LikelihoodMixin:
 
     def _after_fit(self, X) -> None:
         self._invalidate_log_partition()
-        method = self._log_partition_method()
+        method = self._fit_log_partition_method()
         if method is not None:
             if method == "ais" and self._bound_applies:
                 self.log_partition_lower_bound_ = self._kernel_lower_bound(X)
@@ -73,17 +100,23 @@ class LikelihoodMixin:
         self.log_partition_ = self.log_partition_std_ = self.log_partition_ess_ = None
         if self._bound_applies:
             self.log_partition_lower_bound_ = None  # it was for the old weights
+        self._log_partition_cache = None
+
+    def _working_log_density(self, x: torch.Tensor) -> torch.Tensor:
+        """The unnormalised log-density in working units whose normaliser is log Z."""
+        return self.module_.log_density(x)
 
     def _kernel_lower_bound(self, X) -> float:
         """Largest over kernel variances of (bound - 3 standard errors); see
         :func:`skefh.samplers.kernel_lower_bound`."""
         rows = np.random.default_rng(self._seed).permutation(len(X))[: self._bound_centres]
-        centres = self._to_tensor(self.range_map_.to_working(X[np.sort(rows)])).to(self.module_.mu.dtype)
+        dtype = next(self.module_.parameters()).dtype
+        centres = self._to_tensor(self.range_map_.to_working(X[np.sort(rows)])).to(dtype)
         generator = torch.Generator(device=self.device_).manual_seed(self._seed + 11)
         tau = self.module_.temperature
         bounds = []
         for scale in self._bound_variances:
-            value, std = kernel_lower_bound(self.module_.log_density, centres, scale * tau, generator=generator)
+            value, std = kernel_lower_bound(self._working_log_density, centres, scale * tau, generator=generator)
             bounds.append(value - 3.0 * std)
         return max(bounds)
 
@@ -94,8 +127,10 @@ class LikelihoodMixin:
     def estimate_log_partition(self, n_chains=None, n_steps=None, random_state=None):
         """(Re-)estimate the log-partition function and store it in ``log_partition_``.
 
-        Called at the end of ``fit``; call it again with more chains or steps for a tighter
-        estimate (the cost grows linearly with both).
+        ``fit`` calls it only where log Z is exact and cheap or with ``log_partition="ais"``;
+        call it to get a public estimate (and its diagnostics), or again with more chains or
+        steps for a tighter one (the cost grows linearly with both). It warns
+        (:class:`LikelihoodWarning`) when the estimate is unreliable.
 
         Parameters
         ----------
@@ -113,12 +148,21 @@ class LikelihoodMixin:
             ``log_partition_ess_`` (effective sample size of the AIS weights; None when exact).
         """
         check_is_fitted(self, "module_")
-        method = self._log_partition_method() or "ais"
-        if method == "exact":
+        if self._estimate_method() == "exact":
             self.log_partition_ = self._exact_log_partition()
             self.log_partition_std_ = 0.0
             self.log_partition_ess_ = None
             return self
+        result = self._ais(n_chains, n_steps, random_state)
+        self.log_partition_ = result.log_z
+        self.log_partition_std_ = result.log_z_std
+        self.log_partition_ess_ = result.ess
+        for problem in self._unreliable(result, getattr(self, "log_partition_lower_bound_", None)):
+            warnings.warn(f"{problem}; raise ais_steps (or ais_chains)", LikelihoodWarning, stacklevel=2)
+        return self
+
+    def _ais(self, n_chains, n_steps, random_state):
+        """One AIS run on this model's path; changes no attribute."""
         seed = check_random_state(random_state if random_state is not None else self.random_state)
         generator = torch.Generator(device=self.device_).manual_seed(int(seed.randint(2**31 - 1)) + 7)
         result = annealed_importance_sampling(
@@ -132,27 +176,61 @@ class LikelihoodMixin:
                 f"the AIS estimate of log Z is {result.log_z}: the model's energies are not finite "
                 "on the annealing path"
             )
-        self.log_partition_ = result.log_z
-        self.log_partition_std_ = result.log_z_std
-        self.log_partition_ess_ = result.ess
-        bound = getattr(self, "log_partition_lower_bound_", None)
+        return result
+
+    @staticmethod
+    def _unreliable(result, bound) -> list:
+        """What the library's own checks find wrong with an AIS estimate (empty: nothing)."""
+        problems = []
         if bound is not None and result.log_z < bound:
-            warnings.warn(
+            problems.append(
                 f"the AIS estimate of log Z ({result.log_z:.2f}) is below a lower bound computed "
-                f"from the training data ({bound:.2f}): its chains missed mass the model puts near "
-                "the data, and score is too high; raise ais_steps (or ais_chains)",
-                LikelihoodWarning,
-                stacklevel=2,
+                f"from data rows ({bound:.2f}): its chains missed mass the model puts near "
+                "the data, and score would be too high"
             )
         if result.ess < max(2.0, 0.05 * result.n_chains):
-            warnings.warn(
+            problems.append(
                 f"the AIS estimate of log Z rests on {result.ess:.1f} effective samples out of "
-                f"{result.n_chains} chains: log_partition_ is then biased low and its standard "
-                "error understated; raise ais_steps (or ais_chains) for a reliable likelihood",
-                LikelihoodWarning,
-                stacklevel=2,
+                f"{result.n_chains} chains: it is then biased low and its standard error understated"
             )
-        return self
+        return problems
+
+    def _log_partition_lock(self) -> threading.Lock:
+        with _LOCK_GUARD:
+            lock = self.__dict__.get("_log_z_lock")
+            if lock is None:
+                lock = self.__dict__["_log_z_lock"] = threading.Lock()
+            return lock
+
+    def _on_demand_log_partition(self, X) -> float:
+        """log Z for ``score_samples`` when none is stored: estimated once, kept privately.
+
+        The kernel lower bound uses the rows being scored as centres (any rows give a valid
+        bound). A failure is cached too, so that scoring again does not rerun AIS.
+        """
+        with self._log_partition_lock():
+            cached = getattr(self, "_log_partition_cache", None)
+            if cached is None:
+                if self._estimate_method() == "exact":
+                    cached = (self._exact_log_partition(), None)
+                else:
+                    result = self._ais(None, None, None)
+                    bound = self._kernel_lower_bound(X) if self._bound_applies else None
+                    problems = self._unreliable(result, bound)
+                    cached = (result.log_z, None) if not problems else (None, "; ".join(problems))
+                self._log_partition_cache = cached
+        log_z, problem = cached
+        if problem is not None:
+            raise LikelihoodError(
+                f"{type(self).__name__}.score_samples needs log Z, which this model has not stored "
+                f"(log_partition={self.log_partition!r}), and the estimate made on demand "
+                f"(AIS, {self.ais_chains} chains, {self.ais_steps} steps) is unreliable: {problem}. "
+                "Call estimate_log_partition(n_steps=...) with a larger budget to store a public "
+                "estimate (it warns while it is still unreliable), or set log_partition=None for "
+                "log-densities up to a constant. A temperature nearer 1 gives a less peaked "
+                "density whose log Z is easier to estimate."
+            )
+        return log_z
 
     def _unnormalised_log_density(self, X) -> np.ndarray:
         """log f(w(x)) in working units: ``-F / tau`` with tau the model's temperature."""
@@ -176,8 +254,11 @@ class LikelihoodMixin:
         """Log-density of each row of ``X``, in the units of ``X``.
 
         ``-F(w(x)) - log Z + log|det dw/dx|``: the model's free energy at the row mapped to
-        working units, minus the log-partition estimate ``log_partition_``, plus the
-        log-Jacobian of the affine map to working units. With ``log_partition=None`` the
+        working units, minus the log-partition function, plus the log-Jacobian of the affine
+        map to working units. log Z is ``log_partition_`` when one is stored (by ``fit`` or
+        :meth:`estimate_log_partition`); otherwise it is estimated on the first call and kept
+        privately (no public attribute changes), and :class:`LikelihoodError` is raised if
+        that estimate is unreliable. With ``log_partition=None`` and nothing stored, the
         ``log Z`` term is left out and the values are log-densities up to that constant.
 
         Parameters
@@ -190,8 +271,8 @@ class LikelihoodMixin:
             Float64 log-densities (nats).
         """
         values = self._unnormalised_log_density(X) + self.range_map_.log_abs_det_jacobian
-        if self.log_partition_ is None and self._log_partition_method() is not None:
-            self.estimate_log_partition()  # after partial_fit or from_checkpoint
         if self.log_partition_ is not None:
-            values = values - self.log_partition_
-        return values
+            return values - self.log_partition_
+        if self.log_partition is None:
+            return values
+        return values - self._on_demand_log_partition(self._validate_input(X, reset=False))

@@ -82,6 +82,7 @@ class PersistenceMixin:
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
         state = dict(state)
         state.pop("_live_trainer", None)
+        state.pop("_log_z_lock", None)  # a lock does not pickle; the copy makes its own
         if "module_" in state:
             state["module_"] = copy.deepcopy(state["module_"]).cpu()
             state["device_"] = "cpu"
@@ -119,6 +120,11 @@ class PersistenceMixin:
             },
             "comparable_params": self._comparable_params(),
             "n_features_in": int(self.n_features_in_),
+            # Column names (a DataFrame): from_checkpoint restores them, and "auto" reads named
+            # columns as tabular, so they also decide the network rebuilt there.
+            "feature_names_in": (
+                [str(name) for name in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None
+            ),
             "image_shape": None if self.image_shape_ is None else list(self.image_shape_),
             "fit_dtype": str(np.dtype(self._fit_dtype)),
             "range_map": {
@@ -228,6 +234,9 @@ class PersistenceMixin:
         est = cls(**params)
         dummy = np.zeros((1, int(state["n_features_in"])), dtype=np.dtype(state["fit_dtype"]))
         est._validate_input(dummy, reset=True)
+        names = state.get("feature_names_in")  # absent from checkpoints of earlier versions
+        if names is not None:
+            est.feature_names_in_ = np.asarray(names, dtype=object)
         est._initialise(dummy)
         est._seed = int(state["seed"])
         est._restore_from_state(state)

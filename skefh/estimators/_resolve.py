@@ -8,7 +8,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["resolve_image_shape", "resolve_device", "DeviceWarning"]
+__all__ = ["resolve_image_shape", "describe_image_shape", "resolve_device", "DeviceWarning"]
 
 
 class DeviceWarning(UserWarning):
@@ -20,15 +20,19 @@ def _square_side(n: int) -> Optional[int]:
     return side if side * side == n else None
 
 
-def resolve_image_shape(image_shape, n_features: int) -> Optional[tuple]:
+def resolve_image_shape(image_shape, n_features: int, has_feature_names: bool = False) -> Optional[tuple]:
     """The ``(C, H, W)`` a row of ``n_features`` values is viewed as, or None for tabular data.
 
     Parameters
     ----------
     image_shape : "auto", None or tuple of 3 ints
-        "auto" reads rows of H*H values (H >= 8) as 1xHxH and rows of 3*H*H values as 3xHxH;
-        any other length is tabular. An explicit shape must match ``n_features``.
+        "auto" reads rows of H*H values (H >= 8) as 1xHxH and rows of 3*H*H values as 3xHxH,
+        unless the columns have names; any other length is tabular. An explicit shape must
+        match ``n_features``.
     n_features : int
+    has_feature_names : bool, default=False
+        Whether X came with column names (a DataFrame: ``feature_names_in_``). Named columns
+        are features, not pixels: "auto" resolves to None whatever their number.
 
     Returns
     -------
@@ -39,6 +43,8 @@ def resolve_image_shape(image_shape, n_features: int) -> Optional[tuple]:
     if isinstance(image_shape, str):
         if image_shape != "auto":
             raise ValueError(f"image_shape must be 'auto', None or (C, H, W), got {image_shape!r}")
+        if has_feature_names:
+            return None
         side = _square_side(n_features)
         if side is not None and side >= 8:
             return (1, side, side)
@@ -59,6 +65,21 @@ def resolve_image_shape(image_shape, n_features: int) -> Optional[tuple]:
             f"but X has {n_features} features"
         )
     return shape
+
+
+def describe_image_shape(resolved, n_features: int, has_feature_names: bool = False) -> str:
+    """One line saying what ``image_shape="auto"`` resolved to and why (for ``verbose``)."""
+    if resolved is not None:
+        c, h, w = resolved
+        return (
+            f"image_shape='auto' -> {tuple(resolved)}: rows of {n_features} values read as {c}x{h}x{w} "
+            "images (the data range mapped to [-1, 1]); pass image_shape=None for tabular data"
+        )
+    why = "X has named columns" if has_feature_names else f"rows of {n_features} values are not HxH or 3xHxH"
+    return (
+        f"image_shape='auto' -> None: tabular data ({why}; each feature standardised); "
+        "pass image_shape=(C, H, W) for images"
+    )
 
 
 def resolve_device(device) -> torch.device:

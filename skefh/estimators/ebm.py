@@ -78,8 +78,9 @@ class EBM(BaseEnergyEstimator):
     ----------
     module_ : skefh.nn.EBMEnergy
     support_ : ndarray of shape (2, n_features)
-        Lower and upper corners of the box the density lives on, in working units.
-    log_partition_, log_partition_std_, log_partition_ess_
+        Lower and upper corners of the box outside which the density is contained (see Notes),
+        in working units.
+    log_partition_, log_partition_std_, log_partition_ess_, log_partition_lower_bound_
         As in :class:`NNEFH`.
     image_shape_, range_map_, device_, n_features_in_, n_iter_, history_
         As in :class:`NNEFH`.
@@ -90,13 +91,22 @@ class EBM(BaseEnergyEstimator):
 
     Notes
     -----
-    The model density is the one its Langevin sampler targets,
-    ``p(w) proportional to exp(-E(w) / tau)``, restricted to a box ``support_``: ``E`` alone
-    need not be integrable on R^D.
-    The box is the training data's range in working units ([-1, 1] for images, each feature's
-    range for tabular data) widened by 5 % of its width on each side; rows outside it have
-    log-density ``-inf``. ``score_samples`` returns ``-E(w) / tau - log Z + log|det dw/dx|``
-    with log Z estimated by annealed importance sampling from the uniform density on the box.
+    ``E`` alone need not be integrable on R^D (it has no quadratic term), so the density that
+    ``score_samples`` evaluates adds a containment term outside a box ``support_``:
+    ``p(w) proportional to exp(-(E(w) + ||w - clamp(w, support_)||^2) / tau)``. Inside the box
+    it is the density the Langevin sampler targets, ``exp(-E(w) / tau)``; outside, it decays
+    like the NN-EFH's quadratic term, so every row has a finite log-density. The box is the
+    training data's range in working units ([-1, 1] for images, each feature's range for
+    tabular data) widened by 5 % of its width on each side. ``score_samples`` returns
+    ``-(E(w) + ||w - clamp(w)||^2) / tau - log Z + log|det dw/dx|``, with log Z estimated by
+    annealed importance sampling from the box's uniform density with Gaussian tails (variance
+    tau / 2), the same density without ``E``.
+
+    At a low temperature (the default 1e-3) and in image dimensions that estimate rests on one
+    effective sample (measured on 8x8 digits), and the library does not use it:
+    ``score_samples`` raises :class:`skefh.estimators.LikelihoodError` instead of returning a
+    number it cannot vouch for (see the likelihood page of the documentation).
+    ``estimate_log_partition`` still runs AIS when called, and warns.
 
     References
     ----------
@@ -223,14 +233,12 @@ class EBM(BaseEnergyEstimator):
     def _feature_tensor(self, x):
         return self.module_.statistics(x)
 
-    def _n_features_out(self) -> int:
+    def _n_transform_features(self) -> int:
         return self.n_statistics
 
-    # -- the density: exp(-c E(x)) on a box -------------------------------------------------------
+    # -- the density: exp(-E(x) / tau) on a soft box ----------------------------------------------
     #: The support box is the data's working range widened by this fraction of its width.
     _support_margin = 0.05
-    #: A kernel density reaches outside the box, where the density is zero: no kernel bound.
-    _bound_applies = False
 
     def _initialise(self, X):
         super()._initialise(X)
@@ -245,17 +253,23 @@ class EBM(BaseEnergyEstimator):
 
     def _unnormalised_log_density(self, X):
         energy = self.free_energy(X)
-        working = self.range_map_.to_working(self._validate_input(X, reset=False))
-        inside = np.all((working >= self.support_[0]) & (working <= self.support_[1]), axis=1)
-        return np.where(inside, -energy / self.module_.temperature, -np.inf)
+        working = self.range_map_.to_working(self._validate_input(X, reset=False)).astype(np.float64)
+        outside = working - np.clip(working, self.support_[0], self.support_[1])  # 0 inside the box
+        return -(energy + np.square(outside).sum(1)) / self.module_.temperature
+
+    def _working_log_density(self, x):
+        low, high = self._support_tensors(x.dtype)
+        outside = x - torch.maximum(torch.minimum(x, high), low)
+        return self.module_.log_density(x) - outside.flatten(1).square().sum(1) / self.module_.temperature
+
+    def _support_tensors(self, dtype=torch.float32):
+        shape = self._input_shape()
+        return tuple(torch.as_tensor(bound, dtype=dtype, device=self.device_).reshape(shape) for bound in self.support_)
 
     def _annealing_path(self):
-        shape = self._input_shape()
-        low, high = (
-            torch.as_tensor(bound, dtype=torch.float32, device=self.device_).reshape(shape)
-            for bound in self.support_
-        )
-        return BoxPath(self.module_, low, high, step_size=1e-3)
+        # The containment ||w - clamp(w)||^2 / tau is a Gaussian tail of variance tau / 2.
+        low, high = self._support_tensors()
+        return BoxPath(self.module_, low, high, step_size=1e-3, tail_variance=0.5 * self.module_.temperature)
 
     def _extra_state(self) -> dict:
         return {"support": torch.from_numpy(self.support_)}

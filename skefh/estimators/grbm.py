@@ -30,7 +30,8 @@ class GRBM(BaseEnergyEstimator):
         Number of hidden units (the reference's MNIST configuration; 10,000 for Fashion-MNIST).
     image_shape : "auto", tuple of (C, H, W) or None, default="auto"
         Only decides the data scaling (images: observed range to [-1, 1]; tabular:
-        standardisation); the GRBM always sees flattened rows.
+        standardisation); the GRBM always sees flattened rows. "auto" as in :class:`NNEFH`
+        (named columns are tabular).
     gibbs_steps : int, default=100
         Gibbs rounds per update (the reference's ``CD_step``).
     langevin_steps : int, default=10
@@ -73,9 +74,10 @@ class GRBM(BaseEnergyEstimator):
     ----------
     module_ : skefh.nn.GRBMEnergy
     log_partition_, log_partition_std_, log_partition_ess_, log_partition_lower_bound_
-        As in :class:`NNEFH`. With ``log_partition="auto"`` log Z is exact (a sum over the
-        2^H hidden states) for up to 20 hidden units, and estimated by AIS beyond; the lower
-        bound is computed for AIS only (None when log Z is exact).
+        As in :class:`NNEFH`. With ``log_partition="auto"`` ``fit`` computes log Z exactly
+        (a sum over the 2^H hidden states) for up to 20 hidden units; beyond, ``score_samples``
+        estimates it by AIS on first use (privately), or ``log_partition="ais"`` makes ``fit``
+        store an AIS estimate and its lower bound (None when log Z is exact).
     image_shape_, range_map_, device_, n_features_in_, n_iter_, history_
         As in :class:`NNEFH`.
 
@@ -219,7 +221,7 @@ class GRBM(BaseEnergyEstimator):
         eta = self.module_.posterior_logits(x)
         return torch.sigmoid(eta) if self.features == "mean" else eta
 
-    def _n_features_out(self) -> int:
+    def _n_transform_features(self) -> int:
         return self.n_components
 
     #: "auto" enumerates the 2^H hidden states exactly up to this many hidden units.

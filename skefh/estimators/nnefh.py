@@ -46,8 +46,11 @@ class NNEFH(BaseEnergyEstimator):
         Width of the first convolution of the image network (then 2x and 4x); unused by the MLP.
     image_shape : "auto", tuple of (C, H, W) or None, default="auto"
         How to view a row of X as an image. "auto" reads rows of H*H values (H >= 8) as
-        1xHxH and rows of 3*H*H values as 3xHxH; any other length is tabular. None forces
-        tabular data (the MLP). The resolved value is ``image_shape_``.
+        1xHxH and rows of 3*H*H values as 3xHxH, for plain arrays only: data with column names
+        (a DataFrame; ``feature_names_in_``) are tabular whatever their width, and so is any
+        other length. None forces tabular data (the MLP). The resolved value is
+        ``image_shape_``; with ``verbose``, ``fit`` prints one line saying what "auto" resolved
+        to and why.
     statistics : {"auto", "conv", "mlp"} or callable, default="auto"
         The network U. "auto": "conv" for images, "mlp" otherwise. A callable is called as
         ``statistics(input_shape, n_statistics)`` and must return a ``torch.nn.Module``.
@@ -149,14 +152,22 @@ class NNEFH(BaseEnergyEstimator):
     checkpoint_every : int, default=1000
     on_divergence : {"raise", "restore"}, default="raise"
         On non-finite values or exploding chains: raise :class:`skefh.training.DivergenceError`,
-        or roll back to the last good state and halve the learning rate.
+        or roll back to the last good state (kept every 100 updates), halve the learning rate
+        and run the discarded updates again (at most three times, then raise), so that a fit
+        that returns has performed ``max_iter`` updates.
     callbacks : list of skefh.training.Callback, default=None
         Extra hooks called after every update.
     log_partition : {"auto", "ais", "exact"} or None, default="auto"
-        How ``fit`` computes the log-partition function that normalises ``score_samples``:
-        annealed importance sampling ("ais"), exact enumeration ("exact", GRBM with few hidden
-        units), or "auto" (exact where tractable, else AIS). None skips it: ``score_samples``
-        is then the log-density up to a constant.
+        The log-partition function log Z that normalises ``score_samples``. "auto": ``fit``
+        computes it only where it is exact and cheap (a GRBM with few hidden units); otherwise
+        ``score_samples`` estimates it by annealed importance sampling on first use, keeps it
+        privately, and raises :class:`skefh.estimators.LikelihoodError` if that estimate is
+        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (it
+        costs 12-28 % of a short CPU fit; see the likelihood page), stored in
+        ``log_partition_``, with a :class:`skefh.estimators.LikelihoodWarning` if unreliable.
+        "exact": enumeration (GRBM with few hidden units). None: no log Z, and
+        ``score_samples`` is the log-density up to a constant (unless
+        :meth:`estimate_log_partition` is called).
     ais_chains : int, default=64
         Chains of the AIS estimate.
     ais_steps : int, default=1000
@@ -165,8 +176,9 @@ class NNEFH(BaseEnergyEstimator):
     Attributes
     ----------
     log_partition_ : float or None
-        Estimate of log Z in working units (None with ``log_partition=None``, and after
-        ``partial_fit`` or ``from_checkpoint`` until ``score``/``score_samples`` estimates it).
+        Estimate of log Z in working units, set by ``fit`` with ``log_partition="ais"`` or
+        ``"exact"`` and by :meth:`estimate_log_partition`; None otherwise (``score`` and
+        ``score_samples`` never set it), and after ``partial_fit`` or ``from_checkpoint``.
     log_partition_std_ : float or None
         Its standard error (0 when exact).
     log_partition_ess_ : float or None
@@ -180,8 +192,8 @@ class NNEFH(BaseEnergyEstimator):
     log_partition_lower_bound_ : float or None
         A lower bound on log Z (three standard errors below a Monte Carlo estimate of
         ``E_q[-F / tau - log q]``, q a Gaussian kernel density on up to 512 training rows),
-        computed at the end of ``fit``; an AIS estimate below it warns. None after
-        ``partial_fit``, ``from_checkpoint`` or with ``log_partition=None``.
+        computed at the end of ``fit`` with ``log_partition="ais"``; an AIS estimate below it
+        warns. None otherwise, and after ``partial_fit`` or ``from_checkpoint``.
     data_moments_ : ndarray of shape (2, `n_features_in_`) or None
         Per-feature mean and variance of the training data in working units: where the AIS
         estimate of log Z starts half of its chains (None when restored from a checkpoint that
@@ -191,11 +203,15 @@ class NNEFH(BaseEnergyEstimator):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined when X has string feature names.
     n_iter_ : int
-        Updates performed.
+        Updates that produced the fitted weights (``max_iter`` after a complete fit; updates
+        discarded by a divergence restore are not counted).
     history_ : list of dict
         One record per update: ``energy_data``, ``energy_samples``, ``energy_gap``, ``loss``,
         ``grad_norm``, ``langevin_grad_norm``, ``chain_min``, ``chain_max``,
         ``posterior_data`` (mean posterior activation on the data batch), ``lr``, ``seconds``.
+        With ``on_divergence="restore"``, each restore adds a record with ``event="restored"``,
+        the ``update`` that diverged, the ``reason``, the new ``lr_scale``, and the update it
+        went back to (``restored_to``); the records of the discarded updates are dropped.
 
     See Also
     --------
@@ -211,7 +227,11 @@ class NNEFH(BaseEnergyEstimator):
     training data, annealed to exp(-F / tau)), and the last term
     the log-Jacobian of the data scaling, so that values are log-densities in the units of
     ``X``. The AIS estimate of log Z is biased low when its
-    weights are uneven (check ``log_partition_ess_``); raise ``ais_steps`` to tighten it.
+    weights are uneven (check ``log_partition_ess_``); raise ``ais_steps`` to tighten it. At a
+    low temperature the density is very peaked and AIS may not reach a reliable estimate
+    (the README's digits model at the default 1e-3: one effective sample of 64); ``score``
+    then raises :class:`skefh.estimators.LikelihoodError` rather than return a number the
+    library calls unreliable.
     Sampling is stochastic; on CUDA results are not bit-reproducible.
 
     References
@@ -388,7 +408,7 @@ class NNEFH(BaseEnergyEstimator):
         logits = self.module_.posterior_logits(x) / self.module_.temperature
         return logits if self.features == "eta" else torch.sigmoid(logits)
 
-    def _n_features_out(self) -> int:
+    def _n_transform_features(self) -> int:
         return self.n_statistics if self.features == "U" else self.n_components
 
     def _initialise(self, X):

@@ -25,7 +25,8 @@ def bits_per_dim(estimator, X, *, n_levels: int = 256, data_range=None) -> float
     Parameters
     ----------
     estimator : fitted NNEFH, EBM or GRBM
-        Its ``log_partition_`` should not be None (else the value is off by log Z / (D log 2)).
+        Its density must be normalised: a stored ``log_partition_``, or ``log_partition`` not
+        None (``score_samples`` then estimates log Z on demand).
     X : array-like of shape (n_samples, n_features)
     n_levels : int, default=256
     data_range : (float, float), optional
@@ -41,12 +42,13 @@ def bits_per_dim(estimator, X, *, n_levels: int = 256, data_range=None) -> float
         raise ValueError(f"n_levels must be at least 2, got {n_levels}")
     if estimator.range_map_.kind != "image":
         raise ValueError("bits per dimension are defined here for image data (image_shape_ set)")
-    log_density = np.asarray(estimator.score_samples(X), dtype=np.float64)  # estimates log Z if due
-    if getattr(estimator, "log_partition_", None) is None:
+    if estimator.log_partition is None and getattr(estimator, "log_partition_", None) is None:
         raise ValueError(
-            "bits per dimension need a normalised density: fit with log_partition='auto' "
+            "bits per dimension need a normalised density: set log_partition='auto' "
             "(or call estimate_log_partition())"
         )
+    # Normalised: by the stored log Z, or by one score_samples estimates on demand.
+    log_density = np.asarray(estimator.score_samples(X), dtype=np.float64)
     n_dims = estimator.n_features_in_
     if data_range is None:
         width = 2.0 / float(estimator.range_map_.scale[0])  # the [lo, hi] sent to [-1, 1]

@@ -10,7 +10,9 @@ The paths provided here (each borrows a model and owns no parameters):
   MALA moves. Its chains miss mass that a trained network puts far from mu (see
   :class:`GaussianMixtureBasePath`).
 - :class:`BoxPath` (EBM): base uniform on a box; f_beta(x) = exp(-beta * E(x) / tau) on the box;
-  MALA moves whose proposals outside the box are rejected.
+  MALA moves whose proposals outside the box are rejected. With ``tail_variance`` the box is
+  soft: the base is uniform inside with Gaussian tails outside, and the density is positive
+  everywhere.
 - :class:`GRBMPath` (GRBM): base N(mu, sigma^2) x Bern(1/2); W and b scaled by beta; exact block
   Gibbs moves.
 """
@@ -223,7 +225,14 @@ class GaussianMixtureBasePath(_GeometricPath):
 
 
 class BoxPath(_GeometricPath):
-    """EBM: from the uniform density on a box to exp(-E(x) / tau) restricted to that box.
+    """EBM: from a density on a box to exp(-E(x) / tau) times that density.
+
+    Hard box (``tail_variance=None``): the base is uniform on the box, the target
+    exp(-E(x) / tau) restricted to it, and proposals that leave it are rejected. Soft box: the
+    base is ``q(x) proportional to exp(-||x - clamp(x, low, high)||^2 / (2 tail_variance))``,
+    uniform inside the box with Gaussian tails outside (normaliser ``prod_i (high_i - low_i +
+    sqrt(2 pi tail_variance_i))``, sampled exactly), and the target ``q(x) exp(-E(x) / tau)`` is
+    positive everywhere.
 
     Parameters
     ----------
@@ -232,27 +241,59 @@ class BoxPath(_GeometricPath):
         The box (the training data's range in working units).
     step_size : float, default=0.01
     n_moves : int, default=1
+    tail_variance : float or torch.Tensor of the input shape, optional
+        Variance of the Gaussian tails outside the box; None for a hard box.
     """
 
-    def __init__(self, model, low, high, step_size: float = 0.01, n_moves: int = 1):
+    def __init__(self, model, low, high, step_size: float = 0.01, n_moves: int = 1, tail_variance=None):
         if not bool(torch.all(high > low)):
             raise ValueError("the box must have positive width in every dimension")
         super().__init__(model, step_size, n_moves)
         self.low, self.high = low, high
-        self.log_z0 = float(torch.log(high - low).sum())
+        if tail_variance is None:
+            self.tail_variance = None
+            self.log_z0 = float(torch.log(high - low).sum())
+            return
+        variance = torch.as_tensor(tail_variance, dtype=low.dtype, device=low.device).expand_as(low)
+        if not bool(torch.all(variance > 0)):
+            raise ValueError("tail_variance must be positive")
+        self.tail_variance = variance
+        # Per coordinate: the box's width plus the two half-Gaussians' mass sqrt(2 pi v).
+        self._tail_mass = torch.sqrt(2 * math.pi * variance)
+        self.log_z0 = float(torch.log(high - low + self._tail_mass).sum())
 
     def sample_base(self, n, generator):
-        u = torch.rand((n, *self.low.shape), generator=generator, device=self.low.device, dtype=self.low.dtype)
-        return self.low + u * (self.high - self.low)
+        shape, device, dtype = (n, *self.low.shape), self.low.device, self.low.dtype
+        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        inside = self.low + u * (self.high - self.low)
+        if self.tail_variance is None:
+            return inside
+        # Each coordinate independently: the box (probability width / normaliser) or one of
+        # the two tails (half of the rest each), then a uniform or a half-normal draw.
+        width = self.high - self.low
+        p_inside = width / (width + self._tail_mass)
+        which = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        depth = torch.randn(shape, generator=generator, device=device, dtype=dtype).abs() * self.tail_variance.sqrt()
+        below = which < p_inside + 0.5 * (1 - p_inside)
+        tails = torch.where(below, self.low - depth, self.high + depth)
+        return torch.where(which < p_inside, inside, tails)
 
     def inside(self, x):
+        if self.tail_variance is not None:
+            return None  # the soft box supports every x
         return ((x >= self.low) & (x <= self.high)).flatten(1).all(1)
 
     def log_ratio(self, x):
         return self.model.log_density(x)
 
     def _base_and_grad(self, x):
-        return torch.zeros(x.shape[0], device=x.device, dtype=x.dtype), torch.zeros_like(x)
+        if self.tail_variance is None:
+            return torch.zeros(x.shape[0], device=x.device, dtype=x.dtype), torch.zeros_like(x)
+        outside = x - torch.maximum(torch.minimum(x, self.high), self.low)  # 0 inside the box
+        return (
+            -(outside.square() / (2 * self.tail_variance)).flatten(1).sum(1),
+            -outside / self.tail_variance,
+        )
 
 
 class GRBMPath:

@@ -102,7 +102,8 @@ class ProgressBar(Callback):
         )
 
     def on_update_end(self, trainer, record):
-        self._bar.update(1)
+        # The trainer's count, not +1: a divergence restore moves it back.
+        self._bar.update(trainer.n_updates - self._bar.n)
         self._bar.set_postfix(
             E_data=f"{record['energy_data']:.4g}",
             E_samp=f"{record['energy_samples']:.4g}",
@@ -160,7 +161,10 @@ class DivergenceMonitor(Callback):
     on_divergence : {"raise", "restore"}, default="raise"
         "restore": go back to the last good state (kept in memory every ``snapshot_every``
         updates), multiply the learning rate by ``lr_decay`` and continue, at most
-        ``max_restores`` times; then raise.
+        ``max_restores`` times; then raise. The trainer runs the discarded updates again, so a
+        fit that finishes has performed all of its updates; each restore adds a record
+        ``{"event": "restored", "update", "reason", "lr_scale", "restored_to", "discarded"}``
+        to the history.
     snapshot_every : int, default=100
     lr_decay : float, default=0.5
     max_restores : int, default=3
@@ -206,9 +210,12 @@ class DivergenceMonitor(Callback):
         if self.on_divergence == "restore" and self.n_restores < self.max_restores:
             self.n_restores += 1
             lr_scale = trainer.lr_scale * self.lr_decay  # cumulative over restores
-            self.events.append(
-                {"update": record["update"], "event": "restored", "reason": reason, "lr_scale": lr_scale}
-            )
+            restored_to = int(self._snapshot["n_updates"])
+            self.events.append({
+                "update": record["update"], "event": "restored", "reason": reason, "lr_scale": lr_scale,
+                # The updates after the snapshot are discarded; the trainer runs them again.
+                "restored_to": restored_to, "discarded": record["update"] - restored_to,
+            })
             trainer.load_state_dict(copy.deepcopy(self._snapshot))
             trainer.lr_scale = lr_scale
             # The snapshot may predate some events: put back those it lacks.

@@ -260,6 +260,11 @@ class ContrastiveTrainer:
     def fit(self, data: torch.Tensor, n_updates: int, batch_size: int) -> "ContrastiveTrainer":
         """Run ``n_updates`` more updates on minibatches of ``data`` (reshuffled every epoch).
 
+        The fit ends when the trainer's update count has grown by ``n_updates``: updates that a
+        callback rolled back (a divergence restore) are run again, so the final state is always
+        ``n_updates`` updates past the starting one (unless a callback sets ``stop_training``
+        or raises).
+
         Parameters
         ----------
         data : torch.Tensor of shape (n, ...)
@@ -271,9 +276,13 @@ class ContrastiveTrainer:
         batch_size = min(batch_size, data.shape[0])
         self.stop_training = False
         self.error = None
+        # Count towards a target rather than loop a fixed number of times: a divergence restore
+        # (``DivergenceMonitor``) rewinds ``n_updates`` to a snapshot, and the updates it
+        # discarded must be run again for the fit to perform what it was asked to.
+        target = self.n_updates + int(n_updates)
         self.notify("on_fit_begin")
         try:
-            for _ in range(n_updates):
+            while self.n_updates < target:
                 idx = self._next_batch_indices(data.shape[0], batch_size)
                 record = self.train_step(data[idx.to(data.device)])
                 self.notify("on_update_end", record=record)
