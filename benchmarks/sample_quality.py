@@ -30,11 +30,12 @@ import json
 import time
 from pathlib import Path
 
+import joblib
 import numpy as np
 
 from skefh.cli import parse_overrides
 from skefh.datasets import load_dataset
-from skefh.metrics.judge import ImageJudge
+from skefh.metrics import ImageJudge
 from skefh.plotting import save_image_grid
 from skefh.presets import make_estimator
 from skefh.training import Callback, DivergenceError
@@ -128,6 +129,7 @@ def main(argv=None):
     parser.add_argument("--sample-set", action="append", default=[],
                         help="sample() keyword key=value for the final samples (e.g. gibbs_steps=10)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-models", action="store_true", help="pickle each fitted model beside the JSON")
     parser.add_argument("--name", default=None)
     parser.add_argument("--out-dir", default="results/sample_quality")
     args = parser.parse_args(argv)
@@ -188,6 +190,8 @@ def main(argv=None):
             continue
         info.pop("history")
         results.setdefault("histories", {})[model] = history
+        if args.save_models:
+            joblib.dump(est.set_params(callbacks=None), out_dir / f"{name}-{model}.joblib")
         modes = ["noise", "data"] if model == "nnefh" else ["noise"]
         for mode in modes:
             start = time.perf_counter()

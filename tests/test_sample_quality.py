@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from skefh.datasets import load_digits
-from skefh.metrics.judge import ImageJudge
+from skefh.metrics import ImageJudge
 from skefh.metrics.sample_quality import class_coverage, mean_confidence, sample_quality
 
 

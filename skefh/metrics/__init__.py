@@ -1,16 +1,19 @@
-"""Evaluation metrics: linear probes, Fréchet distances/FID, nearest neighbours, chain
-distances, bits per dimension."""
+"""Evaluation metrics: linear probes, Fréchet distances/FID, sample quality judged by a
+classifier trained on the data, nearest neighbours, chain distances, bits per dimension."""
 
 from .chains import ChainDistance, chain_distance
 from .frechet import FIDResult, fid, frechet_distance, frechet_distance_from_stats
+from .judge import ImageJudge
 from .likelihood import bits_per_dim
 from .neighbours import nearest_neighbours
 from .paired import PairedAccuracy, paired_accuracy_test
 from .probe import ProbeResult, linear_probe, probe_predictions, probe_table
+from .sample_quality import SampleQuality, class_coverage, mean_confidence, sample_quality
 
 __all__ = [
     "ChainDistance",
     "FIDResult",
+    "ImageJudge",
     "bits_per_dim",
     "chain_distance",
     "ProbeResult",
@@ -23,4 +26,8 @@ __all__ = [
     "paired_accuracy_test",
     "probe_predictions",
     "probe_table",
+    "SampleQuality",
+    "class_coverage",
+    "mean_confidence",
+    "sample_quality",
 ]
