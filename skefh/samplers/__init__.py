@@ -1,5 +1,6 @@
 """Samplers: they borrow an energy model, own no parameters, and return dicts."""
 
+from ..nn.base import sampling_mode  # re-exported: it serves the samplers, training and transform
 from .gibbs_langevin import (
     GibbsLangevinSettings,
     gibbs_langevin,
@@ -7,7 +8,7 @@ from .gibbs_langevin import (
     sample_from_noise,
     training_negatives,
 )
-from .langevin import langevin, sampling_mode, step_schedule
+from .langevin import langevin, step_schedule
 from .replay import ReplayBuffer, TrainingSampler
 
 __all__ = [

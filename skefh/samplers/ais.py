@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from .langevin import sampling_mode
+from ..nn.base import sampling_mode
 
 __all__ = [
     "AISResult",

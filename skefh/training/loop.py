@@ -19,8 +19,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from ..nn.base import EnergyModel
-from ..samplers.langevin import sampling_mode
+from ..nn.base import EnergyModel, sampling_mode
 from .callbacks import Callback
 
 __all__ = ["ContrastiveTrainer", "NegativeSampler", "lr_factor"]
