@@ -27,21 +27,18 @@ __all__ = [
 from .ais import (  # noqa: E402
     AISResult,
     annealed_importance_sampling,
-    geometric_schedule,
     grbm_exact_log_partition,
     kernel_lower_bound,
     linear_schedule,
 )
-from .annealing_paths import BoxPath, GaussianMixtureBasePath, GRBMPath, QuadraticBasePath  # noqa: E402
+from .annealing_paths import BoxPath, GaussianMixtureBasePath, GRBMPath  # noqa: E402
 
 __all__ += [
     "AISResult",
     "BoxPath",
     "GaussianMixtureBasePath",
     "GRBMPath",
-    "QuadraticBasePath",
     "annealed_importance_sampling",
-    "geometric_schedule",
     "grbm_exact_log_partition",
     "kernel_lower_bound",
     "linear_schedule",
