@@ -296,12 +296,6 @@ class ParameterSpec:
         self.n_positional = names.index("*") if "*" in names else len(names)
         self.params = {name: PARAMETERS[name].but(**overrides.get(name, {})) for name in names if name != "*"}
 
-    def __iter__(self):
-        return iter(self.params)
-
-    def defaults(self) -> dict:
-        return {name: p.default for name, p in self.params.items()}
-
     def constraints(self) -> dict:
         """The ``_parameter_constraints`` of the estimator."""
         return {name: list(p.constraint) for name, p in self.params.items()}
