@@ -17,6 +17,8 @@ gradients on the same inputs and weights, and prints the ratio.
     python benchmarks/bench_sampler.py --ablation       # the library's changes one at a time (CPU)
     python benchmarks/bench_sampler.py --profile        # where a library step's time goes (CPU)
 
+``--ablation`` and ``--profile`` run ``sampler_ablation.py``, which builds on the helpers here.
+
 ``--quick`` ends with the line ``speedup: X.XX`` (library steps/s over baseline steps/s).
 Results are written as JSON (``--out``).
 """
@@ -29,6 +31,7 @@ import math
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -202,6 +205,19 @@ def timed_interleaved(fns, device, repeats):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def environment() -> dict:
+    """Where the figures were measured, for the head of a JSON report."""
+    return {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            "cpu_threads": torch.get_num_threads()}
+
+
+def write_report(report: dict, out: str, speedup: float) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    print(f"speedup: {speedup:.2f}")
+
+
 def peak_memory_mb(device):
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -350,44 +366,15 @@ def main(argv=None):
         devices = [d for d in devices if d != "cuda"]
         if not devices:
             return 1
-    report = {
-        "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-        "cpu_threads": torch.get_num_threads(), "quick": args.quick, "results": {},
-    }
-    if args.profile:
-        from sampler_ablation import profile_langevin
-
-        profile_langevin((1, 28, 28), n_steps=4)
-        return 0
-    if args.ablation:
-        from sampler_ablation import bench_ablation, conv_gflop_per_s, forward_gflop
-
-        for shape in [(1, 28, 28), (3, 32, 32)]:
-            key = "x".join(map(str, shape))
-            rows = bench_ablation(shape, torch.device("cpu"), n_steps=3, repeats=7)
-            gflop = forward_gflop(shape)
-            report["results"][f"ablation_{key}"] = {"rows": rows, "forward_gflop": gflop}
-            print(f"{key}: forward GFLOP per batch of {BATCH}: library {gflop['library']:.2f}, "
-                  f"baseline {gflop['baseline']:.2f}")
-            for row in rows:
-                err = "" if row["gradient_rel_error"] is None else f"  grad rel. err {row['gradient_rel_error']:.1e}"
-                print(f"  {row['variant']:48s} {row['steps_per_s']:6.2f} steps/s  {row['speedup']:.2f}x{err}")
-            # A Langevin step is a forward pass and an input gradient of about the same cost.
-            rates = {"baseline": 2 * gflop["baseline"] * rows[0]["steps_per_s"],
-                     "library": 2 * gflop["library"] * rows[-1]["steps_per_s"]}
-            report["results"][f"ablation_{key}"]["approx_gflop_per_s"] = rates
-            print(f"  about {rates['baseline']:.0f} GFLOP/s (baseline) and {rates['library']:.0f} GFLOP/s (library)")
-        ceiling = conv_gflop_per_s()
-        report["results"]["conv_ceiling_gflop_per_s"] = ceiling
-        print(f"the largest convolution alone, forward only: {ceiling:.0f} GFLOP/s")
-        for key, result in report["results"].items():
-            if key.startswith("ablation_"):
-                # Even at the convolution's own rate a step costs two forward passes' worth of FLOPs.
-                result["ceiling_steps_per_s"] = ceiling / (2 * result["forward_gflop"]["library"])
-                print(f"  {key[9:]}: at that rate at most {result['ceiling_steps_per_s']:.2f} steps/s "
-                      f"(2x the baseline: {2 * result['rows'][0]['steps_per_s']:.2f})")
-        speedup = report["results"]["ablation_1x28x28"]["rows"][-1]["speedup"]
-    elif args.quick:
+    if args.profile or args.ablation:
+        # sampler_ablation.py imports this module's helpers; it runs as its own script, so that
+        # neither module imports the other back.
+        script = Path(__file__).with_name("sampler_ablation.py")
+        forwarded = ["--profile"] if args.profile else []
+        return subprocess.call([sys.executable, str(script), *forwarded, "--threads", str(args.threads),
+                                "--out", args.out])
+    report = {**environment(), "quick": args.quick, "results": {}}
+    if args.quick:
         shape = tuple(int(n) for n in args.shape.split("x"))
         device = torch.device(devices[0])
         r = bench_langevin(shape, device, n_steps=2 if device.type == "cpu" else 10, repeats=5,
@@ -413,10 +400,7 @@ def main(argv=None):
             report["results"][name] = res
             print(json.dumps(res, indent=2), flush=True)
         speedup = report["results"][devices[0]]["langevin_1x28x28"]["speedup"]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
-    print(f"speedup: {speedup:.2f}")
+    write_report(report, args.out, speedup)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import far_mode_nnefh, tiny_grbm, tiny_nnefh  # noqa: E402
+from conftest import far_mode_nnefh, quadratic_base_path, tiny_grbm, tiny_nnefh  # noqa: E402
 
 from skefh import EBM, GRBM, NNEFH  # noqa: E402
 from skefh.datasets import load_digits  # noqa: E402
@@ -31,7 +31,6 @@ from skefh.metrics import bits_per_dim  # noqa: E402
 from skefh.samplers import (  # noqa: E402
     GaussianMixtureBasePath,
     GRBMPath,
-    QuadraticBasePath,
     annealed_importance_sampling,
     grbm_exact_log_partition,
 )
@@ -58,7 +57,7 @@ def ais_versus_exact(n_models=8):
         for seed in range(n_models // 2):
             model = tiny_nnefh(dim, 4, 5, seed=seed)
             start = time.perf_counter()
-            r = annealed_importance_sampling(QuadraticBasePath(model), 256, 400,
+            r = annealed_importance_sampling(quadratic_base_path(model), 256, 400,
                                              generator=torch.Generator().manual_seed(seed))
             rows.append({"model": f"nnefh D={dim}", "seed": seed, "exact": quadrature_log_z(model.free_energy, dim),
                          "ais": r.log_z, "std": r.log_z_std, "ess": r.ess, "seconds": time.perf_counter() - start})
@@ -68,7 +67,7 @@ def ais_versus_exact(n_models=8):
         # a component near the far mode, off centre and wider than it (as a data fit would be)
         means = torch.stack([model.mu.detach(), w / 2 + 0.5 * torch.randn(w.shape, generator=gen, dtype=w.dtype)])
         variances = torch.stack([torch.full_like(w, 0.5), torch.full_like(w, 1.0)])
-        paths = {"quadratic base": QuadraticBasePath(model),
+        paths = {"quadratic base": quadratic_base_path(model),
                  "mixture base": GaussianMixtureBasePath(model, means, variances)}
         for name, path in paths.items():
             start = time.perf_counter()

@@ -1,13 +1,19 @@
 """Where the sampler's speed comes from: the baseline of ``bench_sampler.py`` with the library's
 changes switched on one at a time, FLOP counts, the convolution's own rate, and a profile.
 
-Run through ``python benchmarks/bench_sampler.py --ablation`` or ``--profile``.
+    python benchmarks/sampler_ablation.py              # the changes one at a time (CPU, ~3 minutes)
+    python benchmarks/sampler_ablation.py --profile    # where a library step's time goes (CPU)
+
+``bench_sampler.py --ablation`` and ``--profile`` run this script. It takes the baseline, the
+library's model and the timers from ``bench_sampler.py`` (which does not import this module).
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -16,11 +22,13 @@ from bench_sampler import (
     EPS,
     TEMPERATURE,
     NaiveNNEFH,
+    environment,
     library_langevin,
     library_model,
     paired_models_and_chain,
     timed,
     timed_interleaved,
+    write_report,
 )
 from torch import nn
 
@@ -181,3 +189,48 @@ def forward_gflop(shape):
             fn()
         counts[name] = counter.get_total_flops() / 1e9
     return counts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="store_true",
+                        help="print a torch.profiler table of the library's Langevin steps at 1x28x28")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--out", default="results/bench_sampler.json")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    if args.profile:
+        profile_langevin((1, 28, 28), n_steps=4)
+        return 0
+    report = {**environment(), "quick": False, "results": {}}
+    for shape in [(1, 28, 28), (3, 32, 32)]:
+        key = "x".join(map(str, shape))
+        rows = bench_ablation(shape, torch.device("cpu"), n_steps=3, repeats=7)
+        gflop = forward_gflop(shape)
+        report["results"][f"ablation_{key}"] = {"rows": rows, "forward_gflop": gflop}
+        print(f"{key}: forward GFLOP per batch of {BATCH}: library {gflop['library']:.2f}, "
+              f"baseline {gflop['baseline']:.2f}")
+        for row in rows:
+            err = "" if row["gradient_rel_error"] is None else f"  grad rel. err {row['gradient_rel_error']:.1e}"
+            print(f"  {row['variant']:48s} {row['steps_per_s']:6.2f} steps/s  {row['speedup']:.2f}x{err}")
+        # A Langevin step is a forward pass and an input gradient of about the same cost.
+        rates = {"baseline": 2 * gflop["baseline"] * rows[0]["steps_per_s"],
+                 "library": 2 * gflop["library"] * rows[-1]["steps_per_s"]}
+        report["results"][f"ablation_{key}"]["approx_gflop_per_s"] = rates
+        print(f"  about {rates['baseline']:.0f} GFLOP/s (baseline) and {rates['library']:.0f} GFLOP/s (library)")
+    ceiling = conv_gflop_per_s()
+    report["results"]["conv_ceiling_gflop_per_s"] = ceiling
+    print(f"the largest convolution alone, forward only: {ceiling:.0f} GFLOP/s")
+    for key, result in report["results"].items():
+        if key.startswith("ablation_"):
+            # Even at the convolution's own rate a step costs two forward passes' worth of FLOPs.
+            result["ceiling_steps_per_s"] = ceiling / (2 * result["forward_gflop"]["library"])
+            print(f"  {key[9:]}: at that rate at most {result['ceiling_steps_per_s']:.2f} steps/s "
+                  f"(2x the baseline: {2 * result['rows'][0]['steps_per_s']:.2f})")
+    speedup = report["results"]["ablation_1x28x28"]["rows"][-1]["speedup"]
+    write_report(report, args.out, speedup)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

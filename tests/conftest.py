@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from skefh.nn import GRBMEnergy, MLPStatistics, NNEFHEnergy
+from skefh.samplers import GaussianMixtureBasePath
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +74,10 @@ def far_mode_nnefh(dim=16, half_norm_squared=70.0, bias=-60.0):
         model.bias.fill_(bias)
     exact = 0.5 * dim * math.log(math.pi) + math.log1p(math.exp(bias + half_norm_squared))
     return model, w, exact
+
+
+def quadratic_base_path(model):
+    """AIS from N(mu, tau I / 2), the NN-EFH's quadratic term alone: where an untrained network
+    puts its mass, and the one-component case of the estimator's mixture base."""
+    mu = model.mu.detach()
+    return GaussianMixtureBasePath(model, mu[None], torch.full_like(mu, 0.5 * model.temperature)[None])

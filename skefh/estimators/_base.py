@@ -8,26 +8,19 @@ the energy module, the sampler settings, the features ``transform`` returns.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-import os
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from ..nn.base import compiled
-from ..samplers import (
-    GibbsLangevinSettings,
-    ReplayBuffer,
-    TrainingSampler,
-    gibbs_langevin,
-    sampling_mode,
-)
+from ..nn.base import sampling_mode
+from ..samplers import GibbsLangevinSettings, TrainingSampler, gibbs_langevin
 from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, ProgressBar
 from ._likelihood import LikelihoodMixin
 from ._persistence import PersistenceMixin, data_fingerprint
@@ -49,36 +42,18 @@ class BaseEnergyEstimator(
 ):
     """Shared implementation; see :class:`skefh.NNEFH` for the user-facing documentation."""
 
-    _parameter_constraints: dict = {
-        "image_shape": [StrOptions({"auto"}), tuple, list, None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "optimizer": [StrOptions({"adam", "sgd"})],
-        "lr_schedule": [StrOptions({"constant", "cosine", "linear"})],
-        "step_size": [Interval(Real, 0, None, closed="neither")],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-        "langevin_steps": [Interval(Integral, 0, None, closed="left")],
-        "data_noise": [Interval(Real, 0, None, closed="left")],
-        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
-        "energy_l2": [Interval(Real, 0, None, closed="left")],
-        "replay_buffer": [Interval(Integral, 0, None, closed="left")],
-        "replay_reinit": [Interval(Real, 0, 1, closed="both")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "device": [str, torch.device],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "checkpoint_path": [str, os.PathLike, None],
-        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
-        "on_divergence": [StrOptions({"raise", "restore"})],
-        "callbacks": [list, tuple, None],
-        "log_partition": [StrOptions({"auto", "ais", "exact"}), None],
-        "ais_chains": [Interval(Integral, 1, None, closed="left")],
-        "ais_steps": [Interval(Integral, 1, None, closed="left")],
-    }
+    #: The parameters this class reads, which every estimator's spec must have
+    #: (:func:`skefh.estimators._params.with_parameters` checks it). Anything model-specific is
+    #: reached through the hooks below, never by name.
+    _base_parameters = (
+        "image_shape", "batch_size", "learning_rate", "max_iter", "optimizer", "lr_schedule", "data_noise",
+        "max_grad_norm", "energy_l2", "weight_decay", "features", "device", "random_state", "verbose",
+        "checkpoint_path", "checkpoint_every", "on_divergence", "callbacks", "log_partition", "ais_chains",
+        "ais_steps",
+    )
 
-    #: Values ``features`` may take; the first is the default.
-    _feature_options: tuple = ("U",)
+    #: Values ``features`` may take (each model's, from ``skefh.estimators._params``).
+    _feature_options: tuple = ()
 
     # -- hooks for subclasses ---------------------------------------------------------------------
     def _build_module(self, input_shape: tuple, generator: torch.Generator):
@@ -102,13 +77,12 @@ class BaseEnergyEstimator(
         return out["x"]
 
     def _negative_data_fraction(self) -> float:
-        """Fraction of training chains whose latent starts from the data posterior."""
-        value = getattr(self, "negative_init", "noise")
-        if value == "noise":
-            return 0.0
-        if value == "data":
-            return 1.0
-        return float(value)
+        """Fraction of training chains whose latent starts from the data posterior (none: noise)."""
+        return 0.0
+
+    def _replay_buffer(self):
+        """The replay buffer of the training chains, or None (every chain starts from noise)."""
+        return None
 
     def _trainer_options(self) -> dict:
         """Extra keyword arguments of :class:`ContrastiveTrainer` (overridden per model)."""
@@ -202,13 +176,11 @@ class BaseEnergyEstimator(
         return callbacks
 
     def _make_trainer(self, total_updates: int, n_updates: int, lr_schedule: str) -> ContrastiveTrainer:
-        capacity = getattr(self, "replay_buffer", 0)  # the GRBM has no buffer
-        buffer = ReplayBuffer(capacity, getattr(self, "replay_reinit", 0.05)) if capacity > 0 else None
         negative_sampler = TrainingSampler(
             self._sampler_settings(),
             data_fraction=self._negative_data_fraction(),
             keep=self._negative_samples,
-            buffer=buffer,
+            buffer=self._replay_buffer(),
         )
 
         from ..training.distributed import distributed_context
@@ -495,10 +467,8 @@ class BaseEnergyEstimator(
         return np.stack(frames, axis=1)
 
     def _compiled(self):
-        """torch.compile the statistics network for the duration of a block, if asked to."""
-        mode = getattr(self, "compile", False)
-        target = getattr(self.module_, "statistics", None)
-        return compiled(target, mode if target is not None else False)
+        """A context in which the model runs compiled, if the estimator asks for it (not here)."""
+        return contextlib.nullcontext()
 
     def get_feature_names_out(self, input_features=None):
         """Names of the ``transform`` outputs, e.g. ``["nnefh_u0", "nnefh_u1", ...]``.

@@ -105,7 +105,7 @@ class PersistenceMixin:
     # -- checkpoints ------------------------------------------------------------------------------
     def _comparable_params(self) -> dict:
         free = set(_RESUME_FREE_PARAMS)
-        if getattr(self, "lr_schedule", "constant") != "constant":
+        if self.lr_schedule != "constant":
             free.discard("max_iter")  # it sets the schedule's horizon, hence the trajectory
         return _plain_params(self.get_params(deep=False), skip=free)
 

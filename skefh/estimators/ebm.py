@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
-
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import EBMEnergy
 from ..samplers import BoxPath, GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
-from .nnefh import _STATISTICS_CONSTRAINT, NNEFH
+from ._neural import NeuralStatisticsMixin
+from ._params import EBM_FEATURES, EBM_PARAMETERS, with_parameters
 
 __all__ = ["EBM"]
 
 
-class EBM(BaseEnergyEstimator):
+# __init__, _parameter_constraints and the docstring's {parameters} come from _params.py.
+@with_parameters(EBM_PARAMETERS)
+class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     """Energy-based model ``E(x) = w^T U(x) + c`` trained with short-run Langevin dynamics.
 
     The paper's baseline: the same sufficient-statistics network as :class:`NNEFH`, read out
@@ -26,53 +26,7 @@ class EBM(BaseEnergyEstimator):
 
     Parameters
     ----------
-    n_statistics : int, default=1024
-        Size of the penultimate layer U(x).
-    n_filters : int, default=128
-    image_shape : "auto", tuple of (C, H, W) or None, default="auto"
-        As in :class:`NNEFH`.
-    statistics : {"auto", "conv", "mlp"} or callable, default="auto"
-    attention : bool or "last", default=True
-    downsample : {"maxpool", "avgpool", "stride"}, default="maxpool"
-    activation : {"leaky_relu", "swish"}, default="leaky_relu"
-    spectral_norm : bool, default=False
-    langevin_steps : int, default=100
-        Steps of short-run Langevin per update. The paper does not state it; 100 is the first
-        author's first EBM configuration and Nijkamp et al.'s short-run setting.
-    step_size : float, default=0.05
-        As in :class:`NNEFH`: ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau) xi``.
-    temperature : float, default=1e-3
-        tau: the model is ``exp(-E(x) / tau)`` and the Langevin chains target it. The paper's
-        EBM steps (step 1 on the summed energy, temperature 5e-5, as in the first author's
-        code) are ``step_size=1, temperature=5e-5``.
-    replay_buffer : int, default=0
-        Size of a replay buffer of past chain states; 0 (the paper's recipe) restarts every
-        chain from noise at every update. As in :class:`NNEFH`. On Fashion-MNIST over 10,000
-        updates, with ``replay_buffer=10000`` the features' linear probe read 84.77 % at 10,000
-        against 84.53 % at 2,000 (without: 84.45 % against 84.88 %, a decline that a paired test
-        does not find significant, p = 0.10; see the stability page of the docs).
-    replay_reinit : float, default=0.05
-    sampler_precision : {"float32", "bfloat16"}, default="float32"
-    compile : bool or {"default", "reduce-overhead", "max-autotune"}, default=False
-        As in :class:`NNEFH`.
-    batch_size : int, default=64
-    learning_rate : float, default=1e-4
-    max_iter : int, default=1000
-    optimizer : {"adam", "sgd"}, default="adam"
-    lr_schedule : {"constant", "cosine", "linear"}, default="constant"
-    data_noise : float, default=0.03
-    max_grad_norm : float or None, default=1.0
-    energy_l2 : float, default=0.01
-        As in :class:`NNEFH`: not in the paper; without it training with the paper's sampler
-        diverges (on Fashion-MNIST with the CPU preset at update 244). 0 gives the paper's
-        recipe.
-    weight_decay : float, default=0.0
-    features : {"U"}, default="U"
-        ``transform`` returns the penultimate layer U(x).
-    device, random_state, verbose, checkpoint_path, checkpoint_every, on_divergence, callbacks
-        As in :class:`NNEFH`.
-    log_partition, ais_chains, ais_steps
-        As in :class:`NNEFH`.
+    {parameters}
 
     Attributes
     ----------
@@ -124,97 +78,7 @@ class EBM(BaseEnergyEstimator):
     (64, 16)
     """
 
-    _parameter_constraints: dict = {
-        **BaseEnergyEstimator._parameter_constraints,
-        "n_statistics": [Interval(Integral, 1, None, closed="left")],
-        "n_filters": [Interval(Integral, 1, None, closed="left")],
-        "statistics": _STATISTICS_CONSTRAINT,
-        "attention": ["boolean", StrOptions({"last"})],
-        "downsample": [StrOptions({"maxpool", "avgpool", "stride"})],
-        "activation": [StrOptions({"leaky_relu", "swish"})],
-        "spectral_norm": ["boolean"],
-        "sampler_precision": [StrOptions({"float32", "bfloat16"})],
-        "compile": ["boolean", StrOptions({"default", "reduce-overhead", "max-autotune"})],
-        "features": [StrOptions({"U"})],
-    }
-    _feature_options = ("U",)
-
-    def __init__(
-        self,
-        *,
-        n_statistics=1024,
-        n_filters=128,
-        image_shape="auto",
-        statistics="auto",
-        attention=True,
-        downsample="maxpool",
-        activation="leaky_relu",
-        spectral_norm=False,
-        langevin_steps=100,
-        step_size=0.05,
-        temperature=1e-3,
-        replay_buffer=0,
-        replay_reinit=0.05,
-        sampler_precision="float32",
-        compile=False,
-        batch_size=64,
-        learning_rate=1e-4,
-        max_iter=1000,
-        optimizer="adam",
-        lr_schedule="constant",
-        data_noise=0.03,
-        max_grad_norm=1.0,
-        energy_l2=0.01,
-        weight_decay=0.0,
-        features="U",
-        device="auto",
-        random_state=None,
-        verbose=0,
-        checkpoint_path=None,
-        checkpoint_every=1000,
-        on_divergence="raise",
-        callbacks=None,
-        log_partition="auto",
-        ais_chains=64,
-        ais_steps=1000,
-    ):
-        self.n_statistics = n_statistics
-        self.n_filters = n_filters
-        self.image_shape = image_shape
-        self.statistics = statistics
-        self.attention = attention
-        self.downsample = downsample
-        self.activation = activation
-        self.spectral_norm = spectral_norm
-        self.langevin_steps = langevin_steps
-        self.step_size = step_size
-        self.temperature = temperature
-        self.replay_buffer = replay_buffer
-        self.replay_reinit = replay_reinit
-        self.sampler_precision = sampler_precision
-        self.compile = compile
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.optimizer = optimizer
-        self.lr_schedule = lr_schedule
-        self.data_noise = data_noise
-        self.max_grad_norm = max_grad_norm
-        self.energy_l2 = energy_l2
-        self.weight_decay = weight_decay
-        self.features = features
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.checkpoint_path = checkpoint_path
-        self.checkpoint_every = checkpoint_every
-        self.on_divergence = on_divergence
-        self.callbacks = callbacks
-        self.log_partition = log_partition
-        self.ais_chains = ais_chains
-        self.ais_steps = ais_steps
-
-    _build_statistics = NNEFH._build_statistics
+    _feature_options = EBM_FEATURES
 
     def _build_module(self, input_shape, generator):
         statistics = self._build_statistics(input_shape, generator)

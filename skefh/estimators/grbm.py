@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
-
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import GRBMEnergy
 from ..samplers import GibbsLangevinSettings, GRBMPath, grbm_exact_log_partition
 from ._base import BaseEnergyEstimator
+from ._params import GRBM_FEATURES, GRBM_PARAMETERS, with_parameters
 
 __all__ = ["GRBM"]
 
 
+# __init__, _parameter_constraints and the docstring's {parameters} come from _params.py.
+@with_parameters(GRBM_PARAMETERS)
 class GRBM(BaseEnergyEstimator):
     """Gaussian-Bernoulli RBM with learned variances, trained with Gibbs-Langevin sampling.
 
@@ -26,49 +26,7 @@ class GRBM(BaseEnergyEstimator):
 
     Parameters
     ----------
-    n_components : int, default=4096
-        Number of hidden units (the reference's MNIST configuration; 10,000 for Fashion-MNIST).
-    image_shape : "auto", tuple of (C, H, W) or None, default="auto"
-        Only decides the data scaling (images: observed range to [-1, 1]; tabular:
-        standardisation); the GRBM always sees flattened rows. "auto" as in :class:`NNEFH`
-        (named columns are tabular).
-    gibbs_steps : int, default=100
-        Gibbs rounds per update (the reference's ``CD_step``).
-    langevin_steps : int, default=10
-        Langevin steps per round.
-    step_size : float, default=20.0
-        ``Langevin_eta``; the actual largest step is ``step_size * mean(sigma^2)``.
-    energy_scale : "batch" or float, default="batch"
-        Factor s on the energy in the Langevin drift, ``v <- v - eps s dE/dv + sqrt(2 eps) xi``.
-        "batch" is ``1 / batch_size``, as in the reference code, whose energies are divided by
-        the batch size: its x-steps then target exp(-E / B), a density B times hotter than the
-        model's, while the latent draws stay at the model's p(h | v). 1.0 makes both halves
-        target the model, exp(-E).
-    step_schedule : {"cosine", "constant"}, default="cosine"
-    sampler : {"gibbs_langevin", "gibbs"}, default="gibbs_langevin"
-        "gibbs" draws v ~ p(v | h) exactly instead of Langevin steps.
-    negative_samples : {"all", "last"}, default="all"
-        Average the negative statistics over every Gibbs round (reference) or use the last.
-    sample_mean : bool, default=True
-        ``sample`` returns the conditional mean ``W h + mu`` of the final latent state, as the
-        reference does for its figures, instead of the last visible state.
-    init_var : float, default=1.0
-        Initial variance sigma^2.
-    batch_size : int, default=512
-    learning_rate : float, default=0.01
-    max_iter : int, default=1000
-    optimizer : {"sgd", "adam"}, default="sgd"
-    lr_schedule : {"cosine", "constant", "linear"}, default="cosine"
-    data_noise : float, default=0.0
-    max_grad_norm : float or None, default=10.0
-    energy_l2 : float, default=0.0
-    weight_decay : float, default=0.0
-    features : {"mean", "eta"}, default="mean"
-        ``transform`` returns p(h = 1 | v) or the logits eta(v).
-    device, random_state, verbose, checkpoint_path, checkpoint_every, on_divergence, callbacks
-        As in :class:`NNEFH`.
-    log_partition, ais_chains, ais_steps
-        As in :class:`NNEFH`.
+    {parameters}
 
     Attributes
     ----------
@@ -102,86 +60,7 @@ class GRBM(BaseEnergyEstimator):
     (64, 8)
     """
 
-    _parameter_constraints: dict = {
-        **BaseEnergyEstimator._parameter_constraints,
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "gibbs_steps": [Interval(Integral, 1, None, closed="left")],
-        "step_schedule": [StrOptions({"cosine", "constant"})],
-        "sampler": [StrOptions({"gibbs_langevin", "gibbs"})],
-        "negative_samples": [StrOptions({"all", "last"})],
-        "sample_mean": ["boolean"],
-        "init_var": [Interval(Real, 0, None, closed="neither")],
-        "features": [StrOptions({"mean", "eta"})],
-        "energy_scale": [StrOptions({"batch"}), Interval(Real, 0, None, closed="neither")],
-    }
-    _feature_options = ("mean", "eta")
-
-    def __init__(
-        self,
-        n_components=4096,
-        *,
-        image_shape="auto",
-        gibbs_steps=100,
-        langevin_steps=10,
-        step_size=20.0,
-        energy_scale="batch",
-        step_schedule="cosine",
-        sampler="gibbs_langevin",
-        negative_samples="all",
-        sample_mean=True,
-        init_var=1.0,
-        batch_size=512,
-        learning_rate=0.01,
-        max_iter=1000,
-        optimizer="sgd",
-        lr_schedule="cosine",
-        data_noise=0.0,
-        max_grad_norm=10.0,
-        energy_l2=0.0,
-        weight_decay=0.0,
-        features="mean",
-        device="auto",
-        random_state=None,
-        verbose=0,
-        checkpoint_path=None,
-        checkpoint_every=1000,
-        on_divergence="raise",
-        callbacks=None,
-        log_partition="auto",
-        ais_chains=64,
-        ais_steps=1000,
-    ):
-        self.n_components = n_components
-        self.image_shape = image_shape
-        self.gibbs_steps = gibbs_steps
-        self.langevin_steps = langevin_steps
-        self.step_size = step_size
-        self.energy_scale = energy_scale
-        self.step_schedule = step_schedule
-        self.sampler = sampler
-        self.negative_samples = negative_samples
-        self.sample_mean = sample_mean
-        self.init_var = init_var
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.optimizer = optimizer
-        self.lr_schedule = lr_schedule
-        self.data_noise = data_noise
-        self.max_grad_norm = max_grad_norm
-        self.energy_l2 = energy_l2
-        self.weight_decay = weight_decay
-        self.features = features
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.checkpoint_path = checkpoint_path
-        self.checkpoint_every = checkpoint_every
-        self.on_divergence = on_divergence
-        self.callbacks = callbacks
-        self.log_partition = log_partition
-        self.ais_chains = ais_chains
-        self.ais_steps = ais_steps
+    _feature_options = GRBM_FEATURES
 
     def _resolved_energy_scale(self) -> float:
         if isinstance(self.energy_scale, str):

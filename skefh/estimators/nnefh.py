@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
-
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..nn import NNEFHEnergy, build_statistics_net
+from ..nn import NNEFHEnergy
 from ..samplers import GaussianMixtureBasePath, GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
+from ._neural import NeuralStatisticsMixin
+from ._params import NNEFH_FEATURES, NNEFH_PARAMETERS, with_parameters
 
 __all__ = ["NNEFH"]
 
-_STATISTICS_CONSTRAINT = [StrOptions({"auto", "conv", "mlp"}), callable]
 
-
-def statistics_kind(statistics, image_shape):
-    """'auto' -> the conv net for images, the MLP for tabular data."""
-    if statistics == "auto":
-        return "conv" if image_shape is not None else "mlp"
-    if statistics == "conv" and image_shape is None:
-        raise ValueError("statistics='conv' needs image data: set image_shape=(C, H, W)")
-    return statistics
-
-
-class NNEFH(BaseEnergyEstimator):
+# __init__, _parameter_constraints and the docstring's {parameters} come from _params.py.
+@with_parameters(NNEFH_PARAMETERS)
+class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
     """Exponential-family harmonium with neural sufficient statistics (NN-EFH).
 
     The energy is ``E(z, x) = ||x - mu||^2 - U(x)^T W^T z - b^T z`` with Bernoulli latents
@@ -38,140 +28,7 @@ class NNEFH(BaseEnergyEstimator):
 
     Parameters
     ----------
-    n_components : int, default=2048
-        K, the number of Bernoulli latent units.
-    n_statistics : int, default=1024
-        N, the number of sufficient statistics U(x) (the network's last layer).
-    n_filters : int, default=128
-        Width of the first convolution of the image network (then 2x and 4x); unused by the MLP.
-    image_shape : "auto", tuple of (C, H, W) or None, default="auto"
-        How to view a row of X as an image. "auto" reads rows of H*H values (H >= 8) as
-        1xHxH and rows of 3*H*H values as 3xHxH, for plain arrays only: data with column names
-        (a DataFrame; ``feature_names_in_``) are tabular whatever their width, and so is any
-        other length. None forces tabular data (the MLP). The resolved value is
-        ``image_shape_``; with ``verbose``, ``fit`` prints one line saying what "auto" resolved
-        to and why.
-    statistics : {"auto", "conv", "mlp"} or callable, default="auto"
-        The network U. "auto": "conv" for images, "mlp" otherwise. A callable is called as
-        ``statistics(input_shape, n_statistics)`` and must return a ``torch.nn.Module``.
-    attention : bool or "last", default=True
-        Non-local attention blocks in the image network: after its first two stages, after the
-        second only ("last"), or none.
-    downsample : {"maxpool", "avgpool", "stride"}, default="maxpool"
-        How the image network halves the resolution at each stage (see
-        :class:`skefh.nn.ConvStatistics`).
-    activation : {"leaky_relu", "swish"}, default="leaky_relu"
-        Non-linearity of U (LeakyReLU with slope 0.05 in the reference).
-    spectral_norm : bool, default=False
-        Spectral normalisation of U's convolutions and dense layers (a stabiliser; see
-        :func:`skefh.nn.build_statistics_net` for what it leaves out).
-    gibbs_steps : int, default=5
-        M, Gibbs rounds per model sample.
-    langevin_steps : int, default=60
-        L, Langevin steps per Gibbs round.
-    step_size : float, default=0.05
-        Langevin step size epsilon: each step is ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau)
-        xi`` on the per-sample energy, so the quadratic term alone contracts ``x - mu`` by
-        ``1 - 2 epsilon`` per step whatever tau is.
-    temperature : float, default=1e-3
-        tau: the model is ``p(x, z) proportional to exp(-E(z, x) / tau)``, and the sampler
-        targets exactly that density in both of its halves (x-steps with noise
-        ``sqrt(2 epsilon tau)``, latent draws ``z ~ Bern(sigmoid(eta / tau))``). ``score``,
-        ``score_samples``, the posterior (``features="mean"``) and the log-partition function
-        are those of the same density. It does not depend on ``batch_size``.
-    latent_temperature : float or None, default=None
-        Temperature of the latent draws in training and sampling; None is ``temperature`` (one
-        density). The paper's recipe draws z at 1 while its x-steps run at 3.2e-3 (its step 1
-        and temperature 5e-5 on the energy divided by the batch size are ``step_size=1/64,
-        temperature=3.2e-3`` here), a chain whose stationary law is neither density; the
-        ``paper`` presets set ``latent_temperature=1.0`` to reproduce it.
-    negative_init : {"noise", "data"} or float, default="noise"
-        Where the latent chain of each training update starts: "noise" is the paper's
-        Algorithm 1 (z from the posterior of the initial noise), "data" starts it from the
-        posterior of the data batch (as Algorithm 2 does at test time; x always starts from
-        noise), and a float is the fraction of chains started from data.
-    replay_buffer : int, default=0
-        Size of a replay buffer of past chain states (Du & Mordatch 2019). 0 is the paper's
-        recipe: every update restarts its visible chains from N(0, I). With a buffer, each
-        update restarts its chains from stored final states of earlier updates (all but
-        ``replay_reinit`` of them), so that chains accumulate Langevin steps across updates
-        and get closer to the data than a short run from noise does; ``sample`` still starts
-        from noise. The buffer (``replay_buffer`` x input size floats) is part of the fitted
-        state: checkpoints, pickles and ``partial_fit`` carry it.
-    replay_reinit : float, default=0.05
-        With a replay buffer, the probability that a chain restarts from fresh noise instead.
-    sampler_precision : {"float32", "bfloat16"}, default="float32"
-        Precision of the Langevin energy gradients. "bfloat16" runs them under bfloat16
-        autocast: about 2.8x faster on CPUs with native bfloat16 (and on recent GPUs), with
-        gradients within about 0.2 % of float32 (measured in ``benchmarks/bench_sampler.py``).
-        Training losses and the chain state stay float32.
-    compile : bool or {"default", "reduce-overhead", "max-autotune"}, default=False
-        Wrap U in ``torch.compile`` during ``fit`` and ``sample`` (a string selects the mode;
-        "reduce-overhead" uses CUDA graphs). It pays off on GPUs; on CPUs it measured slower.
-    batch_size : int, default=64
-    learning_rate : float, default=1e-4
-        Adam's learning rate (the paper does not state it; the first author's code uses 1e-4).
-    max_iter : int, default=1000
-        Number of parameter updates of ``fit`` (the paper trains 50,000); 0 initialises the
-        model without training it (the untrained-network baseline).
-    optimizer : {"adam", "sgd"}, default="adam"
-    lr_schedule : {"constant", "cosine", "linear"}, default="constant"
-    data_noise : float, default=0.03
-        Standard deviation of the Gaussian noise added to each data batch.
-    max_grad_norm : float or None, default=1.0
-        Clip the parameter-gradient norm of each update.
-    energy_l2 : float, default=0.01
-        Weight of the penalty ``mean(E_data^2) + mean(E_samples^2)`` (Du & Mordatch 2019).
-        Not in the paper; without it the contrastive loss has no restoring force against the
-        growth of the energy's scale, and training diverges (on Fashion-MNIST with the CPU
-        preset within 161 updates; see the stability page). At equilibrium it pins the mean
-        data and sample energies near ``-1 / (2 energy_l2)`` and ``+1 / (2 energy_l2)``.
-        0 gives the paper's recipe.
-    latent_l2 : float, default=0.0
-        Weight of the penalty ``mean ||eta_data||^2 + mean ||eta_samples||^2`` on the posterior
-        logits (squared norms averaged over the batch), which keeps the posterior from
-        saturating.
-    weight_decay : float, default=0.0
-        Decoupled weight decay (AdamW; plain L2 for SGD) on all parameters.
-    latent_statistics : {"sample", "mean"}, default="sample"
-        Data-phase latent: a Bernoulli draw (the paper) or the posterior mean.
-    features : {"U", "eta", "mean"}, default="U"
-        What ``transform`` returns: the sufficient statistics U(x), the natural parameters of
-        the posterior ``eta(x) / tau = (W U(x) + b) / tau``, or the posterior means
-        ``sigmoid(eta(x) / tau)``.
-    device : "auto", str or torch.device, default="auto"
-        "auto" uses CUDA when available, else the CPU; resolved in ``fit`` (``device_``).
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, minibatch order and sampling; an int makes ``fit`` and
-        ``sample`` reproducible on the CPU.
-    verbose : int, default=0
-        1 shows a progress bar, 2 adds a log line every 100 updates.
-    checkpoint_path : str or path-like, default=None
-        Write a resumable checkpoint there every ``checkpoint_every`` updates and at the end.
-        If the file exists when ``fit`` starts, the fit resumes from it.
-    checkpoint_every : int, default=1000
-    on_divergence : {"raise", "restore"}, default="raise"
-        On non-finite values or exploding chains: raise :class:`skefh.training.DivergenceError`,
-        or roll back to the last good state (kept every 100 updates), halve the learning rate
-        and run the discarded updates again (at most three times, then raise), so that a fit
-        that returns has performed ``max_iter`` updates.
-    callbacks : list of skefh.training.Callback, default=None
-        Extra hooks called after every update.
-    log_partition : {"auto", "ais", "exact"} or None, default="auto"
-        The log-partition function log Z that normalises ``score_samples``. "auto": ``fit``
-        computes it only where it is exact and cheap (a GRBM with few hidden units); otherwise
-        ``score_samples`` estimates it by annealed importance sampling on first use, keeps it
-        privately, and raises :class:`skefh.estimators.LikelihoodError` if that estimate is
-        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (it
-        costs 12-28 % of a short CPU fit; see the likelihood page), stored in
-        ``log_partition_``, with a :class:`skefh.estimators.LikelihoodWarning` if unreliable.
-        "exact": enumeration (GRBM with few hidden units). None: no log Z, and
-        ``score_samples`` is the log-density up to a constant (unless
-        :meth:`estimate_log_partition` is called).
-    ais_chains : int, default=64
-        Chains of the AIS estimate.
-    ais_steps : int, default=1000
-        Intermediate distributions of the AIS estimate.
+    {parameters}
 
     Attributes
     ----------
@@ -254,130 +111,7 @@ class NNEFH(BaseEnergyEstimator):
     (3, 64)
     """
 
-    _parameter_constraints: dict = {
-        **BaseEnergyEstimator._parameter_constraints,
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "n_statistics": [Interval(Integral, 1, None, closed="left")],
-        "n_filters": [Interval(Integral, 1, None, closed="left")],
-        "statistics": _STATISTICS_CONSTRAINT,
-        "attention": ["boolean", StrOptions({"last"})],
-        "downsample": [StrOptions({"maxpool", "avgpool", "stride"})],
-        "activation": [StrOptions({"leaky_relu", "swish"})],
-        "spectral_norm": ["boolean"],
-        "sampler_precision": [StrOptions({"float32", "bfloat16"})],
-        "compile": ["boolean", StrOptions({"default", "reduce-overhead", "max-autotune"})],
-        "latent_temperature": [Interval(Real, 0, None, closed="neither"), None],
-        "gibbs_steps": [Interval(Integral, 1, None, closed="left")],
-        "latent_statistics": [StrOptions({"sample", "mean"})],
-        "negative_init": [StrOptions({"noise", "data"}), Interval(Real, 0, 1, closed="both")],
-        "latent_l2": [Interval(Real, 0, None, closed="left")],
-        "features": [StrOptions({"U", "eta", "mean"})],
-    }
-    _feature_options = ("U", "eta", "mean")
-
-    def __init__(
-        self,
-        n_components=2048,
-        *,
-        n_statistics=1024,
-        n_filters=128,
-        image_shape="auto",
-        statistics="auto",
-        attention=True,
-        downsample="maxpool",
-        activation="leaky_relu",
-        spectral_norm=False,
-        gibbs_steps=5,
-        langevin_steps=60,
-        step_size=0.05,
-        temperature=1e-3,
-        latent_temperature=None,
-        negative_init="noise",
-        replay_buffer=0,
-        replay_reinit=0.05,
-        sampler_precision="float32",
-        compile=False,
-        batch_size=64,
-        learning_rate=1e-4,
-        max_iter=1000,
-        optimizer="adam",
-        lr_schedule="constant",
-        data_noise=0.03,
-        max_grad_norm=1.0,
-        energy_l2=0.01,
-        latent_l2=0.0,
-        weight_decay=0.0,
-        latent_statistics="sample",
-        features="U",
-        device="auto",
-        random_state=None,
-        verbose=0,
-        checkpoint_path=None,
-        checkpoint_every=1000,
-        on_divergence="raise",
-        callbacks=None,
-        log_partition="auto",
-        ais_chains=64,
-        ais_steps=1000,
-    ):
-        self.n_components = n_components
-        self.n_statistics = n_statistics
-        self.n_filters = n_filters
-        self.image_shape = image_shape
-        self.statistics = statistics
-        self.attention = attention
-        self.downsample = downsample
-        self.activation = activation
-        self.spectral_norm = spectral_norm
-        self.gibbs_steps = gibbs_steps
-        self.langevin_steps = langevin_steps
-        self.step_size = step_size
-        self.temperature = temperature
-        self.latent_temperature = latent_temperature
-        self.negative_init = negative_init
-        self.replay_buffer = replay_buffer
-        self.replay_reinit = replay_reinit
-        self.sampler_precision = sampler_precision
-        self.compile = compile
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.optimizer = optimizer
-        self.lr_schedule = lr_schedule
-        self.data_noise = data_noise
-        self.max_grad_norm = max_grad_norm
-        self.energy_l2 = energy_l2
-        self.latent_l2 = latent_l2
-        self.weight_decay = weight_decay
-        self.latent_statistics = latent_statistics
-        self.features = features
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.checkpoint_path = checkpoint_path
-        self.checkpoint_every = checkpoint_every
-        self.on_divergence = on_divergence
-        self.callbacks = callbacks
-        self.log_partition = log_partition
-        self.ais_chains = ais_chains
-        self.ais_steps = ais_steps
-
-    def _build_statistics(self, input_shape, generator):
-        kind = statistics_kind(self.statistics, self.image_shape_)
-        # Layers draw their initial weights from torch's global RNG; fork it so that the
-        # estimator's seed decides them without disturbing the caller's RNG stream.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            return build_statistics_net(
-                kind,
-                input_shape,
-                self.n_statistics,
-                n_filters=self.n_filters,
-                attention=self.attention,
-                activation=self.activation,
-                spectral_norm=self.spectral_norm,
-                downsample=self.downsample,
-            )
+    _feature_options = NNEFH_FEATURES
 
     def _build_module(self, input_shape, generator):
         statistics = self._build_statistics(input_shape, generator)
@@ -394,6 +128,13 @@ class NNEFH(BaseEnergyEstimator):
             latent_temperature=self.latent_temperature,
             precision=self.sampler_precision,
         )
+
+    def _negative_data_fraction(self) -> float:
+        if self.negative_init == "noise":
+            return 0.0
+        if self.negative_init == "data":
+            return 1.0
+        return float(self.negative_init)
 
     def _trainer_options(self) -> dict:
         return {

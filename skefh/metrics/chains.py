@@ -8,7 +8,8 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..samplers import gibbs_langevin, langevin, sampling_mode, step_schedule
+from ..nn.base import sampling_mode
+from ..samplers import gibbs_langevin, langevin, step_schedule
 
 __all__ = ["ChainDistance", "chain_distance"]
 
@@ -45,9 +46,10 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
                    target="marginal", temperature=None, random_state=None) -> ChainDistance:
     """Distance travelled by Gibbs-Langevin and by Langevin alone from the same noise.
 
-    Both chains start at the same x ~ N(0, I) and use the estimator's sampler settings; Gibbs-Langevin runs ``gibbs_steps`` x ``langevin_steps`` steps with a latent
-    redraw after each block, Langevin alone runs ``gibbs_steps * langevin_steps`` steps. The
-    paper (5 x 60 against 300 steps) reports the Gibbs-Langevin chains travelling about 10x
+    Both chains start at the same x ~ N(0, I) and use the estimator's sampler settings;
+    Gibbs-Langevin runs ``gibbs_steps`` x ``langevin_steps`` steps with a latent redraw after
+    each block, Langevin alone runs ``gibbs_steps * langevin_steps`` steps. The paper (5 x 60
+    against 300 steps) reports the Gibbs-Langevin chains travelling about 10x
     further, "particularly during the initial training phase".
 
     Parameters

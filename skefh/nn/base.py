@@ -9,12 +9,13 @@ three models.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
-__all__ = ["EnergyModel", "GradFn", "input_gradient", "compiled"]
+__all__ = ["EnergyModel", "GradFn", "input_gradient", "compiled", "sampling_mode"]
 
 #: ``grad_fn(x) -> dE/dx`` with the same shape as ``x`` (per-sample gradients).
 GradFn = Callable[[torch.Tensor], torch.Tensor]
@@ -144,6 +145,33 @@ class EnergyModel(nn.Module):
     def step_size_scale(self) -> float:
         """Factor multiplying the Langevin step size (1 unless a model says otherwise)."""
         return 1.0
+
+
+@contextmanager
+def sampling_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Freeze ``model`` for sampling and restore it afterwards.
+
+    Training, ``transform``, the samplers and AIS all evaluate a model whose weights must not
+    move, so this lives with the models (also importable as ``skefh.samplers.sampling_mode``).
+    Parameters stop requiring gradients (the graph built at every Langevin step has no parameter
+    edges, and nothing can accumulate into their ``.grad``; ``torch.autograd.grad(E, x)`` alone
+    would already skip the weight gradients), which also lets dense layers and the first
+    convolution's input gradient take their oneDNN paths on the CPU (:mod:`skefh.nn.frozen`).
+    The module is put in eval mode, and parametrised weights (spectral normalisation) are
+    computed once for the whole chain instead of at every step.
+    """
+    flags = [p.requires_grad for p in model.parameters()]
+    was_training = model.training
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.eval()
+    try:
+        with parametrize.cached():
+            yield model
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+        model.train(was_training)
 
 
 @contextmanager

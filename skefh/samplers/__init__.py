@@ -1,5 +1,6 @@
 """Samplers: they borrow an energy model, own no parameters, and return dicts."""
 
+from ..nn.base import sampling_mode  # re-exported: it serves the samplers, training and transform
 from .gibbs_langevin import (
     GibbsLangevinSettings,
     gibbs_langevin,
@@ -7,7 +8,7 @@ from .gibbs_langevin import (
     sample_from_noise,
     training_negatives,
 )
-from .langevin import langevin, sampling_mode, step_schedule
+from .langevin import langevin, step_schedule
 from .replay import ReplayBuffer, TrainingSampler
 
 __all__ = [
@@ -26,21 +27,18 @@ __all__ = [
 from .ais import (  # noqa: E402
     AISResult,
     annealed_importance_sampling,
-    geometric_schedule,
     grbm_exact_log_partition,
     kernel_lower_bound,
     linear_schedule,
 )
-from .annealing_paths import BoxPath, GaussianMixtureBasePath, GRBMPath, QuadraticBasePath  # noqa: E402
+from .annealing_paths import BoxPath, GaussianMixtureBasePath, GRBMPath  # noqa: E402
 
 __all__ += [
     "AISResult",
     "BoxPath",
     "GaussianMixtureBasePath",
     "GRBMPath",
-    "QuadraticBasePath",
     "annealed_importance_sampling",
-    "geometric_schedule",
     "grbm_exact_log_partition",
     "kernel_lower_bound",
     "linear_schedule",

@@ -22,12 +22,11 @@ from typing import Optional
 
 import torch
 
-from .langevin import sampling_mode
+from ..nn.base import sampling_mode
 
 __all__ = [
     "AISResult",
     "annealed_importance_sampling",
-    "geometric_schedule",
     "grbm_exact_log_partition",
     "kernel_lower_bound",
 ]
@@ -74,23 +73,6 @@ def linear_schedule(n_steps: int) -> torch.Tensor:
     return torch.linspace(0.0, 1.0, n_steps + 1, dtype=torch.float64)
 
 
-def geometric_schedule(n_steps: int) -> torch.Tensor:
-    """Inverse temperatures 0 = beta_0 < ... < beta_n = 1, dense near 0.
-
-    The first half of the steps covers [0, 1e-4] linearly, the second half [1e-4, 1]
-    geometrically. Suits paths whose log-ratio is very large (the weights change fastest at small
-    beta); for the models here :func:`linear_schedule` measured better.
-    """
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-    if n_steps < 4:
-        return linear_schedule(n_steps)
-    n_linear = n_steps // 2
-    linear = torch.linspace(0.0, 1e-4, n_linear + 1, dtype=torch.float64)[:-1]
-    geometric = torch.logspace(-4, 0, n_steps - n_linear + 1, dtype=torch.float64)
-    return torch.cat([linear, geometric])
-
-
 def _check_betas(betas: torch.Tensor) -> torch.Tensor:
     betas = torch.as_tensor(betas, dtype=torch.float64).flatten().cpu()
     if betas.numel() < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or bool(torch.any(betas[1:] < betas[:-1])):
@@ -121,7 +103,7 @@ def annealed_importance_sampling(
 
     Parameters
     ----------
-    path : GaussianMixtureBasePath, QuadraticBasePath, BoxPath or GRBMPath
+    path : GaussianMixtureBasePath, BoxPath or GRBMPath
     n_chains : int, default=64
     n_steps : int, default=1000
         Number of intermediate distributions (ignored when ``betas`` is given).

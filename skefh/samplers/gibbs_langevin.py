@@ -17,8 +17,8 @@ from typing import Optional
 
 import torch
 
-from ..nn.base import EnergyModel
-from .langevin import langevin, sampling_mode, step_schedule
+from ..nn.base import EnergyModel, sampling_mode
+from .langevin import langevin, step_schedule
 
 __all__ = [
     "GibbsLangevinSettings",

@@ -12,42 +12,14 @@ textbook update). The stationary density of the small-step limit is exp(-s E(x) 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Iterator, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch import nn
-from torch.nn.utils import parametrize
 
 from ..nn.base import GradFn
 
-__all__ = ["langevin", "sampling_mode", "step_schedule"]
-
-
-@contextmanager
-def sampling_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Freeze ``model`` for sampling and restore it afterwards.
-
-    Parameters stop requiring gradients (the graph built at every Langevin step has no parameter
-    edges, and nothing can accumulate into their ``.grad``; ``torch.autograd.grad(E, x)`` alone
-    would already skip the weight gradients), which also lets dense layers and the first
-    convolution's input gradient take their oneDNN paths on the CPU (:mod:`skefh.nn.frozen`).
-    The module is put in eval mode, and parametrised weights (spectral normalisation) are
-    computed once for the whole chain instead of at every step.
-    """
-    flags = [p.requires_grad for p in model.parameters()]
-    was_training = model.training
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.eval()
-    try:
-        with parametrize.cached():
-            yield model
-    finally:
-        for p, flag in zip(model.parameters(), flags):
-            p.requires_grad_(flag)
-        model.train(was_training)
+__all__ = ["langevin", "step_schedule"]
 
 
 def step_schedule(step_size: float, n_steps: int, schedule: str = "constant") -> list[float]:

@@ -19,8 +19,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from ..nn.base import EnergyModel
-from ..samplers.langevin import sampling_mode
+from ..nn.base import EnergyModel, sampling_mode
 from .callbacks import Callback
 
 __all__ = ["ContrastiveTrainer", "NegativeSampler", "lr_factor"]
@@ -34,7 +33,7 @@ NegativeSampler = Callable[[EnergyModel, torch.Tensor, Optional[torch.Generator]
 _LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
-def lr_factor(schedule: str, update: int, total: int, warmup: int = 0) -> float:
+def lr_factor(schedule: str, update: int, total: int) -> float:
     """Multiplier of the base learning rate at ``update`` (0-based) out of ``total``.
 
     Parameters
@@ -43,20 +42,15 @@ def lr_factor(schedule: str, update: int, total: int, warmup: int = 0) -> float:
         "cosine" anneals to 0 over ``total`` updates (the GRBM reference anneals per epoch),
         "linear" decays linearly to 0.
     update, total : int
-    warmup : int, default=0
-        Linear warm-up over the first ``warmup`` updates.
     """
     if schedule not in _LR_SCHEDULES:
         raise ValueError(f"unknown lr schedule {schedule!r}; expected one of {_LR_SCHEDULES}")
-    factor = 1.0
-    if warmup > 0 and update < warmup:
-        factor = (update + 1) / warmup
     progress = min(update / max(total, 1), 1.0)
     if schedule == "cosine":
-        factor *= 0.5 * (1.0 + math.cos(math.pi * progress))
-    elif schedule == "linear":
-        factor *= 1.0 - progress
-    return factor
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return 1.0 - progress
+    return 1.0
 
 
 def _flatten_rounds(out: dict) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -103,7 +97,6 @@ class ContrastiveTrainer:
         Temperature of the positive-phase posterior; None is the model's own tau (the paper's
         recipe draws it at 1, like its sampler's latent draws).
     lr_schedule : {"constant", "cosine", "linear"}, default="constant"
-    warmup : int, default=0
     total_updates : int, default=1
         Horizon of the learning-rate schedule.
     forward_model : torch.nn.Module, optional
@@ -127,7 +120,6 @@ class ContrastiveTrainer:
         latent_statistics: str = "sample",
         latent_temperature: Optional[float] = None,
         lr_schedule: str = "constant",
-        warmup: int = 0,
         total_updates: int = 1,
         forward_model: Optional[nn.Module] = None,
         callbacks: Sequence[Callback] = (),
@@ -148,7 +140,6 @@ class ContrastiveTrainer:
         self.latent_statistics = latent_statistics
         self.latent_temperature = latent_temperature
         self.lr_schedule = lr_schedule
-        self.warmup = int(warmup)
         self.total_updates = int(total_updates)
         self.forward_model = forward_model if forward_model is not None else model
         self.callbacks = list(callbacks)
@@ -176,9 +167,7 @@ class ContrastiveTrainer:
         return z, probs
 
     def _set_lr(self) -> float:
-        factor = self.lr_scale * lr_factor(
-            self.lr_schedule, self.n_updates, self.total_updates, self.warmup
-        )
+        factor = self.lr_scale * lr_factor(self.lr_schedule, self.n_updates, self.total_updates)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
         return self.optimizer.param_groups[0]["lr"]
