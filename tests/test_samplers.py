@@ -121,14 +121,14 @@ def _long_chains(model, latent_temperature, n_chains=4000, seed=0):
     return gibbs_langevin(model, x0, None, settings, generator=gen)["x"][:, 0].numpy()
 
 
-@pytest.mark.parametrize("seed, tau", [(0, 0.25), (2, 0.25), (3, 0.5)])
+@pytest.mark.parametrize("seed, tau", [(0, 0.25), (2, 0.25), (3, 0.25), (0, 0.5)])
 def test_gibbs_langevin_at_one_temperature_samples_the_tempered_marginal(seed, tau):
     """Latent draws and x-steps both at tau: 4,000 long chains (2,000 small steps each) are
     distributed as exp(-F_tau(x) / tau), computed by quadrature (Kolmogorov-Smirnov test). The
     paper's mixed chain, latent draws at 1 and x-steps at tau, fails the same test."""
     from scipy import stats
 
-    model = tiny_nnefh(1, 3, 4, seed=seed)
+    model = tiny_nnefh(1, 3, 4, seed=seed, weight_std=1.5)
     model.temperature = tau
     cdf = _quadrature_cdf(model.log_density)
     assert stats.kstest(_long_chains(model, None), cdf).pvalue > 1e-3

@@ -103,6 +103,26 @@ class BaseEnergyEstimator(
         for start in range(0, X_working.shape[0], size):
             yield self._to_tensor(X_working[start : start + size])
 
+    #: Rows per forward pass of ``transform``; every pass has exactly this many (see _map_rows).
+    _transform_chunk = 256
+
+    def _map_rows(self, X_working: np.ndarray, fn, dtype) -> np.ndarray:
+        """``fn`` over fixed-size chunks of rows, the last one padded with zero rows.
+
+        The float32 kernels of a convolution or matrix product are chosen by the batch size, and
+        different kernels round differently: with a fixed chunk size a row's features do not
+        depend on how many other rows were passed with it.
+        """
+        size = self._transform_chunk
+        parts = []
+        for start in range(0, X_working.shape[0], size):
+            chunk = X_working[start : start + size]
+            n_rows = chunk.shape[0]
+            if n_rows < size:
+                chunk = np.concatenate([chunk, np.zeros((size - n_rows, chunk.shape[1]), chunk.dtype)])
+            parts.append(self._to_numpy(fn(self._to_tensor(chunk))[:n_rows], dtype))
+        return np.concatenate(parts, axis=0)
+
     def _check_features(self):
         if self.features not in self._feature_options:
             raise ValueError(
@@ -294,8 +314,7 @@ class BaseEnergyEstimator(
         self._check_features()
         working = self.range_map_.to_working(X)
         with sampling_mode(self.module_), torch.inference_mode():
-            parts = [self._to_numpy(self._feature_tensor(x), X.dtype) for x in self._chunks(working)]
-        return np.concatenate(parts, axis=0)
+            return self._map_rows(working, self._feature_tensor, X.dtype)
 
     def free_energy(self, X):
         """Free energy F(x) of each row, in the model's working units (the EBM: its energy E(x)).

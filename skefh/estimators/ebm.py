@@ -114,17 +114,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
             low, high = working.min(0).astype(np.float64), working.max(0).astype(np.float64)
         margin = np.maximum(self._support_margin * (high - low), 1e-3)
         self.support_ = np.stack([low - margin, high + margin])
-
-    def _unnormalised_log_density(self, X):
-        energy = self.free_energy(X)
-        working = self.range_map_.to_working(self._validate_input(X, reset=False)).astype(np.float64)
-        outside = working - np.clip(working, self.support_[0], self.support_[1])  # 0 inside the box
-        return -(energy + np.square(outside).sum(1)) / self.module_.temperature
-
-    def _working_log_density(self, x):
-        low, high = self._support_tensors(x.dtype)
-        outside = x - torch.maximum(torch.minimum(x, high), low)
-        return self.module_.log_density(x) - outside.flatten(1).square().sum(1) / self.module_.temperature
+        self.module_.set_support(*self._support_tensors())
 
     def _support_tensors(self, dtype=torch.float32):
         shape = self._input_shape()
@@ -140,3 +130,4 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
 
     def _load_extra_state(self, state: dict) -> None:
         self.support_ = state["support"].numpy()
+        self.module_.set_support(*self._support_tensors())

@@ -156,20 +156,21 @@ class ImageJudge:
         return self
 
     # -- inference -------------------------------------------------------------------------------
-    def _apply(self, X, fn) -> np.ndarray:
+    def _apply(self, X, output: str) -> np.ndarray:
         self._check_fitted()
         X = self._rows(X)
+        fn = self.net.features if output == "features" else (lambda x: torch.softmax(self.net(x), dim=1))
         with torch.inference_mode():
             parts = [fn(self._tensor(X[i : i + 1024])).numpy() for i in range(0, len(X), 1024)]
         return np.concatenate(parts).astype(np.float64)
 
     def features(self, X) -> np.ndarray:
         """Penultimate-layer features, shape ``(n, 128)``."""
-        return self._apply(X, self.net.features)
+        return self._apply(X, "features")
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape ``(n, n_classes)``."""
-        return self._apply(X, lambda x: torch.softmax(self.net(x), dim=1))
+        return self._apply(X, "probabilities")
 
     def predict(self, X) -> np.ndarray:
         return self.predict_proba(X).argmax(1)

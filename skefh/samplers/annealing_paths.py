@@ -184,14 +184,16 @@ class GaussianMixtureBasePath(_GeometricPath):
 
 
 class BoxPath(_GeometricPath):
-    """EBM: from a density on a box to exp(-E(x) / tau) times that density.
+    """EBM: from a density on a box to the model's density exp(-E(x) / tau).
 
     Hard box (``tail_variance=None``): the base is uniform on the box, the target
     exp(-E(x) / tau) restricted to it, and proposals that leave it are rejected. Soft box: the
     base is ``q(x) proportional to exp(-||x - clamp(x, low, high)||^2 / (2 tail_variance))``,
     uniform inside the box with Gaussian tails outside (normaliser ``prod_i (high_i - low_i +
-    sqrt(2 pi tail_variance_i))``, sampled exactly), and the target ``q(x) exp(-E(x) / tau)`` is
-    positive everywhere.
+    sqrt(2 pi tail_variance_i))``, sampled exactly). The model's energy must then carry the same
+    containment term (:meth:`skefh.nn.EBMEnergy.set_support` with ``tail_variance = tau / 2``):
+    the target exp(-E(x) / tau) is positive everywhere, and the annealed ratio is the network's
+    part of the energy alone.
 
     Parameters
     ----------
@@ -243,7 +245,10 @@ class BoxPath(_GeometricPath):
         return ((x >= self.low) & (x <= self.high)).flatten(1).all(1)
 
     def log_ratio(self, x):
-        return self.model.log_density(x)
+        # A soft box's base is the model's own containment term (variance tau / 2), which the
+        # model's density already holds: the ratio is what the network adds.
+        ratio = self.model.log_density(x)
+        return ratio if self.tail_variance is None else ratio - self._base_and_grad(x)[0]
 
     def _base_and_grad(self, x):
         if self.tail_variance is None:
