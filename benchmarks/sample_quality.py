@@ -1,18 +1,19 @@
 """Sample quality of NNEFH, EBM and GRBM, judged by a classifier trained on the data.
 
 For each model, trained under one stated budget, the benchmark draws ``--n-samples`` samples
-(NNEFH: from noise and by Algorithm 2, latent chains started from the posterior of test images;
-the others from noise) and reports, in the features of a small CNN trained on the dataset's
-training split (the judge, cached under ``results/judge/``):
+(from noise; from the replay buffer of a model trained with one; NNEFH also by Algorithm 2,
+latent chains started from the posterior of test images) and reports, in the features of a
+small CNN trained on the dataset's training split (the judge, cached under ``results/judge/``):
 
 - the Fréchet distance to held-out test images (lower is better),
 - the mean max-softmax confidence,
 - the class coverage, exp(entropy) of the predicted-label histogram (1 to 10),
 
 beside the floor (real training images) and the ceiling (uniform noise) measured in the same run,
-and the mean data and sample energies at the end of training. ``--eval-every K`` also judges
-samples every K updates (time to quality). Writes ``results/sample_quality/<name>.json``, one PNG
-grid per row and prints a table.
+the mean data and sample energies at the end of training, and for NNEFH and GRBM how many latent
+units' posteriors vary over the held-out images (``skefh.metrics.latent_usage``). ``--eval-every
+K`` also judges samples every K updates (time to quality). Writes
+``results/sample_quality/<name>.json``, one PNG grid per row and prints a table.
 
     python benchmarks/sample_quality.py --dataset fashion-mnist                 # all three models
     python benchmarks/sample_quality.py --dataset digits                         # a couple of minutes
@@ -35,9 +36,9 @@ import numpy as np
 
 from skefh.cli import parse_overrides
 from skefh.datasets import load_dataset
-from skefh.metrics import ImageJudge
+from skefh.metrics import ImageJudge, latent_usage
 from skefh.plotting import save_image_grid
-from skefh.presets import make_estimator
+from skefh.presets import PRESETS, make_estimator
 from skefh.training import Callback, DivergenceError
 
 #: Epochs of judge training: enough for ~91 % on Fashion-MNIST, ~97 % on the small digits set.
@@ -71,11 +72,26 @@ def energy_summary(history, window=100) -> dict:
     }
 
 
-def draw(est, mode: str, n: int, reference_rows, seed: int):
-    """``n`` samples from noise or by Algorithm 2 (latent from the posterior of real rows)."""
-    if mode == "noise":
-        return est.sample(n, random_state=seed)
-    return est.sample(X=reference_rows[:n], random_state=seed)
+#: Where the final samples' chains start: ``sample``'s ``init`` and ``X`` per mode.
+MODE_LABELS = {"noise": "noise", "buffer": "replay buffer", "data": "Algorithm 2"}
+
+
+def modes_of(est, model: str) -> list:
+    """The sampling modes judged for a fitted model: from noise, from its replay buffer when
+    it was trained with one, and (NN-EFH) Algorithm 2, latent from the posterior of real rows."""
+    modes = ["noise"]
+    if getattr(est, "replay_buffer", 0):
+        modes.append("buffer")
+    if model == "nnefh":
+        modes.append("data")
+    return modes
+
+
+def draw(est, mode: str, n: int, reference_rows, seed: int, **options):
+    """``n`` samples of a fitted model in one of :func:`modes_of`'s modes."""
+    if mode == "data":
+        return est.sample(X=reference_rows[:n], init="noise", random_state=seed, **options)
+    return est.sample(n, init=mode, random_state=seed, **options)
 
 
 class QualityEvery(Callback):
@@ -120,7 +136,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion-mnist", choices=["digits", "fashion-mnist", "mnist"])
     parser.add_argument("--models", default="nnefh,ebm,grbm")
-    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     parser.add_argument("--updates", type=int, default=None, help="updates per model (default: the preset's)")
     parser.add_argument("--n-samples", type=int, default=1000)
     parser.add_argument("--n-reference", type=int, default=2000, help="held-out images the samples are compared with")
@@ -190,17 +206,17 @@ def main(argv=None):
             continue
         info.pop("history")
         results.setdefault("histories", {})[model] = history
+        if est.module_.has_latent:
+            info["latent"] = latent_usage(est, reference[:n]).to_dict()
+            print("  latent units whose most probable state varies over the held-out images: "
+                  "{varying:.1%}; posterior entropy {entropy:.3f} bits".format(**info["latent"]), flush=True)
         if args.save_models:
             joblib.dump(est.set_params(callbacks=None), out_dir / f"{name}-{model}.joblib")
-        modes = ["noise", "data"] if model == "nnefh" else ["noise"]
-        for mode in modes:
+        for mode in modes_of(est, model):
             start = time.perf_counter()
-            if mode == "noise":
-                samples = est.sample(n, random_state=args.seed, **sample_options)
-            else:
-                samples = est.sample(X=reference[:n], random_state=args.seed, **sample_options)
+            samples = draw(est, mode, n, reference, args.seed, **sample_options)
             sample_seconds = time.perf_counter() - start
-            label = f"{model} ({'noise' if mode == 'noise' else 'Algorithm 2'})"
+            label = f"{model} ({MODE_LABELS[mode]})"
             grid = save_image_grid(out_dir / f"{name}-{model}-{mode}.png", samples[:100], data.image_shape,
                                    value_range=(low, high))
             results["rows"].append(row(label, judge.evaluate(samples, reference), **info, mode=mode,

@@ -21,16 +21,18 @@ it goes, ``<name>.probes.json`` (the probes so far, which a run resumed from its
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
 
+import joblib
 import numpy as np
 
 from skefh.cli import parse_overrides
 from skefh.datasets import load_dataset
 from skefh.metrics import linear_probe
-from skefh.presets import make_estimator
+from skefh.presets import PRESETS, make_estimator
 from skefh.training import Callback, DivergenceError
 
 
@@ -43,9 +45,15 @@ class ProbeEvery(Callback):
     its checkpoint was rolled back) are dropped.
     """
 
-    def __init__(self, estimator, data, every, path=None):
+    def __init__(self, estimator, data, every, path=None, judge=None, n_samples=1000, sample_options=None,
+                 save_dir=None):
         self.estimator, self.data, self.every = estimator, data, every
         self.path = None if path is None else Path(path)
+        # With a judge, every probe also judges samples from noise (and from the replay buffer
+        # when the model has one); with save_dir, the model is pickled there at every probe.
+        self.judge, self.n_samples = judge, n_samples
+        self.sample_options = dict(sample_options or {})
+        self.save_dir = None if save_dir is None else Path(save_dir)
         self.trajectory = []
         self.first_update = 0
 
@@ -56,19 +64,37 @@ class ProbeEvery(Callback):
             earlier = json.loads(self.path.read_text())
         self.trajectory = [p for p in earlier if p["update"] <= self.first_update]
 
-    def probe(self, update):
+    def probe(self, update, trainer=None):
         est, d = self.estimator, self.data
         start = time.perf_counter()
         result = linear_probe(est.transform(d["X_train"]), d["y_train"], est.transform(d["X_test"]), d["y_test"])
-        self.trajectory.append({"update": update, "accuracy": result.accuracy, "seconds": time.perf_counter() - start})
+        entry = {"update": update, "accuracy": result.accuracy, "seconds": time.perf_counter() - start}
         print(f"  probe at update {update}: {100 * result.accuracy:.2f} %", flush=True)
+        if self.judge is not None:
+            modes = {"noise": {}}
+            if getattr(est, "replay_buffer", 0):
+                modes["buffer"] = {"init": "buffer"}
+            for mode, options in modes.items():
+                samples = est.sample(self.n_samples, random_state=0, **{**self.sample_options, **options})
+                quality = self.judge.evaluate(samples, d["X_test"][:2000])
+                entry[f"quality_{mode}"] = {k: v for k, v in quality.to_dict().items() if k != "class_counts"}
+                print(f"    samples ({mode}): FD {quality.frechet_distance:.1f} confidence "
+                      f"{quality.confidence:.3f} coverage {quality.coverage:.2f}", flush=True)
+        if self.save_dir is not None:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            snapshot = copy.copy(est)
+            if trainer is not None:  # mid-fit: the trainer holds the optimizer and the replay buffer
+                snapshot._trainer_state, snapshot.n_iter_ = trainer.state_dict(), trainer.n_updates
+                snapshot.history_ = list(trainer.history)
+            joblib.dump(snapshot.set_params(callbacks=None), self.save_dir / f"update{update}.joblib")
+        self.trajectory.append(entry)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(self.trajectory))
 
     def on_update_end(self, trainer, record):
         if record["update"] % self.every == 0:
-            self.probe(record["update"])
+            self.probe(record["update"], trainer)
 
 
 def saturation_onset(history, threshold=0.95, window=50):
@@ -100,11 +126,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion-mnist", choices=["digits", "fashion-mnist", "mnist"])
     parser.add_argument("--model", default="nnefh", choices=["nnefh", "ebm", "grbm"])
-    parser.add_argument("--preset", default="cpu", choices=["cpu", "paper", "paper-original"])
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     parser.add_argument("--updates", type=int, default=10_000)
     parser.add_argument("--probe-every", type=int, default=2000)
     parser.add_argument("--probe-size", type=int, default=10_000, help="train and test rows of the probe")
     parser.add_argument("--set", action="append", default=[], help="estimator parameter key=value")
+    parser.add_argument("--judge", action="store_true",
+                        help="at every probe also judge 1,000 samples (see benchmarks/sample_quality.py)")
+    parser.add_argument("--sample-set", action="append", default=[], help="sample() keyword key=value")
+    parser.add_argument("--save-models", action="store_true", help="pickle the model at every probe")
     parser.add_argument("--name", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default="results/stability")
@@ -121,7 +151,14 @@ def main(argv=None):
     probe_data = {"X_train": data.X_train[:n], "y_train": data.y_train[:n],
                   "X_test": data.X_test[:n], "y_test": data.y_test[:n]}
     name = args.name or f"{args.dataset}-{args.model}-{args.preset}"
-    prober = ProbeEvery(est, probe_data, args.probe_every, path=Path(args.out_dir) / f"{name}.probes.json")
+    judge = None
+    if args.judge:
+        from sample_quality import load_judge
+
+        judge = load_judge(args.dataset, data)
+    prober = ProbeEvery(est, probe_data, args.probe_every, path=Path(args.out_dir) / f"{name}.probes.json",
+                        judge=judge, sample_options=parse_overrides(args.sample_set),
+                        save_dir=Path(args.out_dir) / f"{name}-models" if args.save_models else None)
     est.set_params(callbacks=[prober])
     print(f"{name}: {est!r}", flush=True)
     start = time.perf_counter()

@@ -6,6 +6,10 @@ feature set with the same protocol, and prints a markdown table beside the paper
     python examples/table3_linear_probe.py --dataset fashion-mnist --preset cpu
     python examples/table3_linear_probe.py --dataset cifar10 --data-dir ~/data --preset paper
     python examples/table3_linear_probe.py --dataset digits --max-iter 50      # a quick check
+    python examples/table3_linear_probe.py --fitted nnefh=results/sample_quality/f1-nnefh.joblib
+
+``--fitted MODEL=PATH`` probes a model fitted elsewhere (a pickle, e.g. one that
+``benchmarks/sample_quality.py --save-models`` wrote) instead of training that model.
 
 Protocol (every row): features of the full training split -> StandardScaler fitted on the
 training features -> multinomial logistic regression (L2, C=1, lbfgs) fitted on the training
@@ -31,7 +35,7 @@ import joblib
 from skefh.datasets import load_dataset
 from skefh.metrics import linear_probe, probe_table
 from skefh.plotting import save_image_grid
-from skefh.presets import make_estimator
+from skefh.presets import PRESETS, make_estimator
 
 #: The paper's Table 3 (linear evaluation accuracy, %).
 PAPER_TABLE3 = {
@@ -50,13 +54,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion-mnist", choices=["digits", "fashion-mnist", "mnist", "cifar10"])
     parser.add_argument("--data-dir", default=None, help="where the dataset lives (see skefh.datasets)")
-    parser.add_argument("--preset", default="cpu", choices=["cpu", "paper", "paper-original"])
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     parser.add_argument("--max-iter", type=int, default=None, help="override the preset's number of updates")
     parser.add_argument("--models", default="nnefh,ebm,grbm")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="results/table3")
     parser.add_argument("--verbose", type=int, default=1)
+    parser.add_argument("--fitted", action="append", default=[], metavar="MODEL=PATH",
+                        help="probe this pickled fitted model instead of training MODEL (repeatable)")
     args = parser.parse_args(argv)
+    pickles = {}
+    for item in args.fitted:
+        model, sep, path = item.partition("=")
+        if not sep or model not in ("nnefh", "ebm", "grbm"):
+            parser.error(f"--fitted takes MODEL=PATH with MODEL one of nnefh, ebm, grbm; got {item!r}")
+        pickles[model] = Path(path)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,10 +80,15 @@ def main(argv=None):
 
     results, timings, fitted, settings = {}, {}, {}, {}
     for model in args.models.split(","):
-        est, seconds = fit_timed(make_estimator(model, args.preset, **overrides), data.X_train)
-        fitted[model], timings[f"fit_{model}"] = est, seconds
+        if model in pickles:
+            est = joblib.load(pickles[model])
+            print(f"{model}: {est.n_iter_} updates, fitted elsewhere ({pickles[model]})")
+        else:
+            est, seconds = fit_timed(make_estimator(model, args.preset, **overrides), data.X_train)
+            timings[f"fit_{model}"] = seconds
+            print(f"{model}: {est.n_iter_} updates in {seconds:.0f} s ({seconds / max(est.n_iter_, 1):.3f} s/update)")
+        fitted[model] = est
         settings[model] = {k: repr(v) for k, v in est.get_params().items()}
-        print(f"{model}: {est.n_iter_} updates in {seconds:.0f} s ({seconds / max(est.n_iter_, 1):.3f} s/update)")
         joblib.dump(est, out / f"{model}.joblib")
         X0 = data.X_test[:64] if model != "ebm" else None
         samples = est.sample(64, X=X0, random_state=args.seed)
@@ -114,6 +131,7 @@ def main(argv=None):
         "accuracy": {k: v.accuracy for k, v in results.items()}, "paper": paper,
         "probe": {k: v.to_dict() for k, v in results.items()}, "seconds": timings,
         "total_seconds": sum(timings.values()), "settings": settings,
+        "fitted_elsewhere": {k: str(v) for k, v in pickles.items()},
         "machine": {"python": platform.python_version(), "processor": platform.processor()},
         "table_markdown": table,
     }

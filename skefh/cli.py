@@ -3,6 +3,7 @@
     skefh train --model nnefh --dataset fashion-mnist --out runs/fmnist --preset cpu
     skefh train ...same arguments...            # resumes from runs/fmnist/checkpoint.pt
     skefh sample runs/fmnist -n 64              # writes runs/fmnist/samples.png
+    skefh sample runs/fmnist --gibbs-steps 10   # a larger sampling budget than training's
     skefh evaluate runs/fmnist                  # linear probe and Frechet distances
     torchrun --standalone --nproc_per_node=4 -m skefh.cli train ...   # DistributedDataParallel
 
@@ -21,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from .presets import PRESETS
 from .training.callbacks import Callback, HistoryWriter
 
 __all__ = ["main", "build_parser", "parse_overrides"]
@@ -129,8 +131,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _write_samples(est, path, image_shape, n, seed, X=None):
-    samples = est.sample(n, X=X, random_state=seed)
+def _write_samples(est, path, image_shape, n, seed, X=None, **options):
+    samples = est.sample(n, X=X, random_state=seed, **options)
     if image_shape is not None:
         from .plotting import save_image_grid
 
@@ -156,7 +158,12 @@ def cmd_sample(args) -> int:
     data = load_dataset(config["dataset"], config.get("data_dir"))
     X = data.X_test[: args.n] if args.from_data else None
     out = Path(args.out) if args.out else run / "samples.png"
-    samples = _write_samples(est, out, data.image_shape, args.n, args.seed, X=X)
+    options = {name: getattr(args, name) for name in ("init", "gibbs_steps", "langevin_steps", "step_size",
+                                                      "temperature")}
+    try:
+        samples = _write_samples(est, out, data.image_shape, args.n, args.seed, X=X, **options)
+    except ValueError as error:  # a bad budget, or init="buffer" without a buffer
+        raise SystemExit(f"skefh sample: {error}") from None
     if args.npy:
         import numpy as np
 
@@ -209,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", required=True, help="digits, fashion-mnist, mnist, cifar10, image-folder")
     train.add_argument("--data-dir", default=None, help="where the dataset lives (see skefh.datasets)")
     train.add_argument("--out", required=True, help="run directory")
-    train.add_argument("--preset", default="cpu", choices=["cpu", "paper", "paper-original"])
+    train.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     train.add_argument("--max-iter", type=int, default=None)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--checkpoint-every", type=int, default=500)
@@ -224,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", default=None, help="PNG path (default RUN/samples.png)")
     sample.add_argument("--npy", default=None, help="also save the samples as a .npy file")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--init", default="auto", choices=["auto", "noise", "buffer"],
+                        help="where the visible chains start (auto: the replay buffer if the model has one)")
+    sample.add_argument("--gibbs-steps", type=int, default=None, help="Gibbs rounds (default: the training sampler's)")
+    sample.add_argument("--langevin-steps", type=int, default=None, help="Langevin steps per round")
+    sample.add_argument("--step-size", type=float, default=None, help="Langevin step size")
+    sample.add_argument("--temperature", type=float, default=None, help="sample exp(-E / temperature) instead")
     sample.set_defaults(func=cmd_sample)
 
     evaluate = sub.add_parser("evaluate", help="linear probe and Frechet distances of a trained run")

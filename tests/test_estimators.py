@@ -420,7 +420,7 @@ def test_parallel_workers_do_not_oversubscribe_threads():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_all_three_learn_features_and_samples_on_digits(name):
-    """Probe far above chance; samples nearer the data than the noise they started from."""
+    """Probe far above chance; samples nearer the data than noise is."""
     from skefh.datasets import load_digits as load_split
     from skefh.metrics import linear_probe, nearest_neighbours
 
@@ -431,8 +431,8 @@ def test_all_three_learn_features_and_samples_on_digits(name):
     est = MODELS[name](**settings, max_iter=150, log_partition=None).fit(d.X_train)
     probe = linear_probe(est.transform(d.X_train), d.y_train, est.transform(d.X_test), d.y_test)
     assert probe.accuracy > 0.6  # chance is 0.1
-    chains = est.sample_chains(64, random_state=0)  # column 0: the starting noise
-    start, end = chains[:, 0], chains[:, -1]
+    start = est.sample_chains(64, init="noise", random_state=0)[:, 0]  # column 0: the starting noise
+    samples = est.sample(64, random_state=0)  # NNEFH, EBM: continuing the replay buffer's chains
     d_start = nearest_neighbours(start, d.X_train, n_neighbors=1)[1].mean()
-    d_end = nearest_neighbours(end, d.X_train, n_neighbors=1)[1].mean()
+    d_end = nearest_neighbours(samples, d.X_train, n_neighbors=1)[1].mean()
     assert d_end < 0.9 * d_start

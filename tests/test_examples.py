@@ -5,6 +5,7 @@ import json
 import warnings
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -47,6 +48,22 @@ def test_table3_and_paper_figures_run_on_digits(tmp_path, capsys):
         assert (out / name).exists(), name
     summary = json.loads((out / "figures.json").read_text())
     assert summary["distance_trained"]["ratio"] > 0
+
+
+def test_table3_probes_a_model_fitted_elsewhere(tmp_path, capsys):
+    from skefh.datasets import load_digits as load_split
+
+    fitted = make_estimator("nnefh", "cpu", max_iter=1, random_state=0).fit(load_split().X_train)
+    joblib.dump(fitted, tmp_path / "mine.joblib")
+    table3 = _load_example("table3_linear_probe")
+    table3.main(["--dataset", "digits", "--models", "nnefh", "--fitted", f"nnefh={tmp_path / 'mine.joblib'}",
+                 "--out", str(tmp_path / "t3"), "--verbose", "0"])
+    report = json.loads((tmp_path / "t3" / "table3_digits_cpu.json").read_text())
+    assert "fit_nnefh" not in report["seconds"]  # nothing was trained
+    assert report["fitted_elsewhere"] == {"nnefh": str(tmp_path / "mine.joblib")}
+    assert report["settings"]["nnefh"]["max_iter"] == "1"
+    with pytest.raises(SystemExit):
+        table3.main(["--dataset", "digits", "--fitted", "vae=x.joblib"])
 
 
 def test_digits_quickstart_runs(tmp_path, capsys):

@@ -23,7 +23,7 @@ def _occupancy(samples):
 
 MOG_SETTINGS = dict(n_components=16, n_statistics=32, image_shape=None, gibbs_steps=5, langevin_steps=10,
                     step_size=0.05, temperature=0.1, batch_size=100, learning_rate=1e-3, data_noise=0.0,
-                    energy_l2=0.0, log_partition=None, random_state=0, device="cpu")
+                    energy_l2=0.0, replay_buffer=0, log_partition=None, random_state=0, device="cpu")
 
 
 def test_an_mlp_nnefh_fitted_on_a_gaussian_mixture_samples_its_modes():
@@ -58,7 +58,7 @@ def test_a_larger_sampling_budget_brings_chains_closer_to_the_model():
     ("langevin_steps", 2.5, "langevin_steps must be a positive integer"),
     ("step_size", -1.0, "step_size must be a positive number"),
     ("temperature", 0, "temperature must be a positive number"),
-    ("init", "data", "init must be 'noise' or 'buffer'"),
+    ("init", "data", "init must be 'auto', 'noise' or 'buffer'"),
 ])
 def test_sample_rejects_bad_budgets(option, value, message):
     est = NNEFH(max_iter=0, **MOG_SETTINGS).fit(_mixture(100, seed=0))
@@ -71,10 +71,20 @@ def test_sampling_from_the_buffer_needs_a_buffer_and_starts_there():
     est = NNEFH(max_iter=0, **MOG_SETTINGS).fit(X)
     with pytest.raises(ValueError, match="replay buffer"):
         est.sample(4, init="buffer")
-    with_buffer = NNEFH(max_iter=3, replay_buffer=50, **MOG_SETTINGS).fit(X)
+    with_buffer = NNEFH(max_iter=3, **{**MOG_SETTINGS, "replay_buffer": 50}).fit(X)
     chains = with_buffer.sample_chains(10, init="buffer", random_state=0)
     stored = with_buffer._trainer_state["sampler"]["replay_buffer"]["states"].numpy()
     starts = with_buffer.range_map_.to_data(stored.astype(np.float64), np.float64)
     # Every chain starts at a stored state (in data units), ten different ones.
     distances = ((chains[:, 0, None, :] - starts[None]) ** 2).sum(-1).min(1)
     assert np.all(distances < 1e-8) and len(np.unique(chains[:, 0, 0])) == 10
+
+
+def test_auto_init_starts_from_the_buffer_when_there_is_one_and_from_noise_otherwise():
+    X = _mixture(200, seed=0)
+    without = NNEFH(max_iter=3, **MOG_SETTINGS).fit(X)
+    np.testing.assert_array_equal(without.sample(8, random_state=0), without.sample(8, init="noise", random_state=0))
+    with_buffer = NNEFH(max_iter=3, **{**MOG_SETTINGS, "replay_buffer": 50}).fit(X)
+    auto = with_buffer.sample(8, random_state=0)
+    np.testing.assert_array_equal(auto, with_buffer.sample(8, init="buffer", random_state=0))
+    assert not np.allclose(auto, with_buffer.sample(8, init="noise", random_state=0))

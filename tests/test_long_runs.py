@@ -185,6 +185,11 @@ def test_cli_train_resume_sample_evaluate(tmp_path, capsys):
     assert [json.loads(line)["update"] for line in lines] == [1, 2, 3, 4, 5]
     assert cli_main(["sample", str(run), "-n", "8", "--from-data", "--npy", str(tmp_path / "s.npy")]) == 0
     assert np.load(tmp_path / "s.npy").shape == (8, 64)
+    assert cli_main(["sample", str(run), "-n", "4", "--init", "noise", "--gibbs-steps", "3", "--langevin-steps",
+                     "2", "--npy", str(tmp_path / "longer.npy")]) == 0
+    assert not np.allclose(np.load(tmp_path / "longer.npy"), np.load(tmp_path / "s.npy")[:4])
+    with pytest.raises(SystemExit, match="gibbs_steps must be a positive integer"):
+        cli_main(["sample", str(run), "--gibbs-steps", "0"])
     capsys.readouterr()
     assert cli_main(["evaluate", str(run), "--probe-size", "300", "--n-samples", "100"]) == 0
     report = json.loads((run / "evaluation.json").read_text())

@@ -359,3 +359,55 @@ def test_chain_distance_compares_like_with_like():
     assert result.gibbs_langevin > 0
     assert result.ratio == pytest.approx(1.0, rel=1e-6)
 
+
+
+def test_chain_distance_from_given_rows_starts_there():
+    """Started at data rows, a deterministic chain (W = 0, vanishing temperature) moves by the
+    closed-form contraction of the quadratic term: x - mu shrinks by (1 - 2 eps s) per step."""
+    from sklearn.datasets import load_digits
+
+    from skefh import GRBM
+    from skefh.metrics import chain_distance
+
+    X = load_digits().data[:64]
+    est = GRBM(n_components=6, max_iter=1, gibbs_steps=2, langevin_steps=3, step_schedule="constant",
+               energy_scale=1.0, step_size=0.01, random_state=0, device="cpu", log_partition=None).fit(X)
+    with torch.no_grad():
+        est.module_.weight.zero_()
+    start = X[:5]
+    result = chain_distance(est, n_chains=64, start=start, random_state=0, temperature=1e-16)
+    assert result.n_chains == 5
+    working = torch.as_tensor(est.range_map_.to_working(start))
+    mu, variance = est.module_.mu.detach().double(), est.module_.variance().detach().double()
+    # E = sum (v - mu)^2 / (2 sigma^2) and the step is eps * mean(sigma^2) (the reference's
+    # scaling): each step multiplies v - mu by 1 - eps mean(sigma^2) / sigma^2.
+    shrink = (1 - 0.01 * variance.mean() / variance) ** 6
+    expected = ((working - mu) * (1 - shrink)).norm(dim=1).mean().item()
+    assert result.gibbs_langevin == pytest.approx(expected, rel=1e-4)
+    assert result.ratio == pytest.approx(1.0, rel=1e-6)
+    with pytest.raises(ValueError, match="features"):
+        chain_distance(est, start=X[:3, :10])
+
+
+def test_latent_usage_tells_a_constant_posterior_from_a_varying_one():
+    from sklearn.datasets import load_digits
+
+    from skefh import EBM, GRBM
+    from skefh.metrics import latent_usage
+
+    X = load_digits().data[:200]
+    est = GRBM(n_components=8, max_iter=0, random_state=0, device="cpu", log_partition=None).fit(X)
+    with torch.no_grad():
+        est.module_.weight.mul_(50.0)  # logits far from zero and varying with v
+    varying = latent_usage(est, X)
+    assert varying.n_units == 8 and varying.n_rows == 200 and varying.varying > 0.5
+    assert est.features == "mean"
+    with torch.no_grad():  # W = 0 and a large bias: every unit is on, whatever v is
+        est.module_.weight.zero_()
+        est.module_.bias.fill_(30.0)
+    constant = est.set_params(features="eta")
+    usage = latent_usage(constant, X)
+    assert usage.varying == 0.0 and usage.posterior_std < 1e-9 and usage.entropy < 1e-6
+    assert constant.features == "eta"  # restored
+    with pytest.raises(ValueError, match="no latent layer"):
+        latent_usage(EBM(n_statistics=4, n_filters=2, max_iter=0, device="cpu", log_partition=None).fit(X), X)

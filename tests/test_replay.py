@@ -102,6 +102,12 @@ def test_training_sampler_state_round_trip():
     other = TrainingSampler(settings, buffer=ReplayBuffer(20))
     other.load_state_dict(sampler.state_dict())
     assert torch.equal(other.buffer.states, sampler.buffer.states)
+    assert torch.equal(other.buffer.written, sampler.buffer.written)
+    # A buffer saved before visits were recorded counts every row as visited.
+    old = {**sampler.state_dict()["replay_buffer"]}
+    del old["written"]
+    other.load_state_dict({"replay_buffer": old})
+    assert bool(other.buffer.written.all())
     with pytest.raises(ValueError, match="capacity"):
         TrainingSampler(settings, buffer=ReplayBuffer(21)).load_state_dict(sampler.state_dict())
     assert TrainingSampler(settings).state_dict() == {"replay_buffer": None}
@@ -124,7 +130,7 @@ def test_partial_fit_after_pickling_continues_the_buffer(cls):
 
 def test_the_buffer_is_used_and_bad_values_are_named():
     params = {k: v for k, v in TINY.items() if k != "replay_buffer"}
-    plain = NNEFH(max_iter=6, **params).fit(X)
+    plain = NNEFH(max_iter=6, replay_buffer=0, **params).fit(X)
     replay = NNEFH(max_iter=6, replay_buffer=64, replay_reinit=0.0, **params).fit(X)
     assert plain.history_[-1]["loss"] != replay.history_[-1]["loss"]  # the parameter is not ignored
     with pytest.raises(InvalidParameterError, match="replay_reinit"):
@@ -134,7 +140,9 @@ def test_the_buffer_is_used_and_bad_values_are_named():
 
 
 def test_checkpoint_of_an_earlier_version_resumes_when_new_parameters_are_at_default(tmp_path):
-    params = {k: v for k, v in TINY.items() if k != "replay_buffer"}
+    # Written without a buffer, as every fit was before the parameter existed (its default is
+    # a buffer now: a checkpoint without the key is read as having had none).
+    params = {**{k: v for k, v in TINY.items() if k != "replay_buffer"}, "replay_buffer": 0}
     path = tmp_path / "ckpt.pt"
     NNEFH(max_iter=2, checkpoint_path=path, **params).fit(X)
     state = torch.load(path, weights_only=True)
@@ -144,4 +152,22 @@ def test_checkpoint_of_an_earlier_version_resumes_when_new_parameters_are_at_def
     torch.save(state, path)
     assert NNEFH(max_iter=3, checkpoint_path=path, **params).fit(X).n_iter_ == 3
     with pytest.raises(Exception, match=r"replay_buffer: 0 -> 16"):
-        NNEFH(max_iter=4, checkpoint_path=path, replay_buffer=16, **params).fit(X)
+        NNEFH(max_iter=4, checkpoint_path=path, **{**params, "replay_buffer": 16}).fit(X)
+
+
+def test_the_buffer_records_which_rows_chains_visited_and_samples_start_only_there():
+    buffer = ReplayBuffer(50, reinit_fraction=0.0)
+    buffer.draw(4, (2,), device="cpu", dtype=torch.float64)
+    assert not bool(buffer.written.any())
+    buffer.store(torch.tensor([3, 7, 7]), torch.ones(3, 2, dtype=torch.float64))
+    assert buffer.written.nonzero().flatten().tolist() == [3, 7]
+
+    # Three updates of 32 chains visit at most 96 of 1,000 rows: samples start from those only.
+    est = NNEFH(max_iter=3, **{**TINY, "replay_buffer": 1000}).fit(X)
+    state = est._trainer_state["sampler"]["replay_buffer"]
+    visited = state["states"][state["written"]].numpy()
+    assert 0 < len(visited) <= 96
+    starts = est.sample_chains(200, init="buffer", random_state=0)[:, 0]
+    visited = est.range_map_.to_data(visited.reshape(len(visited), -1).astype(np.float64), np.float64)
+    distances = ((starts[:, None, :] - visited[None]) ** 2).sum(-1).min(1)
+    assert np.all(distances < 1e-8)

@@ -29,6 +29,10 @@ _RESUME_FREE_PARAMS = {
     "sample_mean",
 }
 
+# What a checkpoint written before a parameter existed ran with, where that is not today's
+# default (the replay buffer became the default in 0.2; before it existed there was none).
+_VALUE_BEFORE_IT_EXISTED = {"replay_buffer": 0, "replay_reinit": 0.05}
+
 
 def data_fingerprint(X: np.ndarray) -> str:
     """A digest of the training rows, so that a checkpoint is never resumed on other data."""
@@ -156,10 +160,13 @@ class PersistenceMixin:
                 f"{type(self).__name__}"
             )
         ours, theirs = self._comparable_params(), dict(state.get("comparable_params", {}))
-        # A parameter added after the checkpoint was written ran at its default then.
+        # A parameter added after the checkpoint was written ran at its default then (or at
+        # the value recorded for it, where the default has changed since).
         signature = inspect.signature(type(self).__init__).parameters
         for k in set(ours) - set(theirs):
-            if k in signature and signature[k].default is not inspect.Parameter.empty:
+            if k in _VALUE_BEFORE_IT_EXISTED:
+                theirs[k] = _VALUE_BEFORE_IT_EXISTED[k]
+            elif k in signature and signature[k].default is not inspect.Parameter.empty:
                 theirs[k] = _plain_params({k: signature[k].default})[k]
         changed = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
         if changed:

@@ -1,9 +1,11 @@
 """Evaluation metrics: linear probes, Fréchet distances/FID, sample quality judged by a
-classifier trained on the data, nearest neighbours, chain distances, bits per dimension."""
+classifier trained on the data, nearest neighbours, chain distances, latent usage, bits per
+dimension."""
 
 from .chains import ChainDistance, chain_distance
 from .frechet import FIDResult, fid, frechet_distance, frechet_distance_from_stats
 from .judge import ImageJudge
+from .latent import LatentUsage, latent_usage
 from .likelihood import bits_per_dim
 from .neighbours import nearest_neighbours
 from .paired import PairedAccuracy, paired_accuracy_test
@@ -14,6 +16,8 @@ __all__ = [
     "ChainDistance",
     "FIDResult",
     "ImageJudge",
+    "LatentUsage",
+    "latent_usage",
     "bits_per_dim",
     "chain_distance",
     "ProbeResult",

@@ -107,4 +107,4 @@ class GRBMEnergy(EnergyModel):
 
     def step_size_scale(self) -> float:
         # Reference: Langevin step = Langevin_eta * mean(sigma^2), recomputed every update.
-        return float(self.variance().mean())
+        return float(self.variance().detach().mean())

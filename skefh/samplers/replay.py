@@ -42,6 +42,9 @@ class ReplayBuffer:
         self.capacity = int(capacity)
         self.reinit_fraction = float(reinit_fraction)
         self.states: Optional[torch.Tensor] = None
+        # Which rows hold a chain's final state rather than the initial noise: sampling from
+        # the buffer after a short fit should not start from rows no chain has visited.
+        self.written: Optional[torch.Tensor] = None
 
     def draw(
         self, n: int, shape, *, device, dtype, generator: Optional[torch.Generator] = None
@@ -67,6 +70,7 @@ class ReplayBuffer:
             self.states = torch.randn(
                 (self.capacity, *shape), generator=generator, device=device, dtype=dtype
             )
+            self.written = torch.zeros(self.capacity, dtype=torch.bool, device=device)
         elif self.states.device != torch.device(device):
             self.states = self.states.to(device)  # restored from a checkpoint on another device
         if tuple(self.states.shape[1:]) != tuple(shape):
@@ -98,6 +102,13 @@ class ReplayBuffer:
         last.scatter_reduce_(0, rows, order, reduce="amax")
         keep = last[rows] == order
         self.states[rows[keep]] = states[keep]
+        if self.written is None or self.written.device != self.states.device:
+            self.written = self._all_written() if self.written is None else self.written.to(self.states.device)
+        self.written[rows] = True
+
+    def _all_written(self) -> torch.Tensor:
+        # Buffers saved before rows were tracked: count every row as written.
+        return torch.ones(self.capacity, dtype=torch.bool, device=self.states.device)
 
     def state_dict(self) -> dict:
         """The stored states and settings (tensors and plain Python, for checkpoints)."""
@@ -105,6 +116,7 @@ class ReplayBuffer:
             "capacity": self.capacity,
             "reinit_fraction": self.reinit_fraction,
             "states": self.states,
+            "written": self.written,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -116,6 +128,9 @@ class ReplayBuffer:
         self.reinit_fraction = float(state["reinit_fraction"])
         # Moved to the chains' device by the next draw().
         self.states = state["states"]
+        self.written = state.get("written")
+        if self.written is None and self.states is not None:
+            self.written = self._all_written()
 
 
 class TrainingSampler:
