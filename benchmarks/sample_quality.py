@@ -21,7 +21,9 @@ K`` also judges samples every K updates (time to quality). Writes
     python benchmarks/sample_quality.py --models nnefh --set step_size=0.02 --updates 500 --name try
 
 ``--set key=value`` overrides estimator parameters of every model trained (see
-``benchmarks/stability.py`` for the syntax).
+``benchmarks/stability.py`` for the syntax). ``--continue-from PICKLE --models nnefh --updates K``
+trains a model that ``--save-models`` wrote K more updates (optimizer state and replay buffer
+carried over) and judges it the same way.
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ def modes_of(est, model: str) -> list:
 def draw(est, mode: str, n: int, reference_rows, seed: int, **options):
     """``n`` samples of a fitted model in one of :func:`modes_of`'s modes."""
     if mode == "data":
-        return est.sample(X=reference_rows[:n], init="noise", random_state=seed, **options)
+        # Every row has n samples: with fewer reference rows than n, each starts several chains.
+        rows = reference_rows[np.arange(n) % len(reference_rows)]
+        return est.sample(X=rows, init="noise", random_state=seed, **options)
     return est.sample(n, init=mode, random_state=seed, **options)
 
 
@@ -125,6 +129,16 @@ class QualityEvery(Callback):
         self._start = pause
 
 
+def train_further(est, X, updates: int, seed: int, chunk: int = 500) -> None:
+    """``updates`` more updates of a fitted estimator (``partial_fit`` on random subsets of
+    ``chunk`` batches, so that the optimizer state and the replay buffer carry over)."""
+    rng = np.random.default_rng(seed)
+    while updates > 0:
+        k = min(updates, chunk)
+        est.partial_fit(X[rng.choice(len(X), k * est.batch_size, replace=False)])
+        updates -= k
+
+
 def row(name, quality, **extra) -> dict:
     out = {"row": name, **quality.to_dict(), **extra}
     print("{:<22} FD {:8.2f}   confidence {:.3f}   coverage {:5.2f}".format(
@@ -148,10 +162,13 @@ def main(argv=None):
     parser.add_argument("--save-models", action="store_true", help="pickle each fitted model beside the JSON")
     parser.add_argument("--name", default=None)
     parser.add_argument("--out-dir", default="results/sample_quality")
+    parser.add_argument("--judge-dir", default="results/judge", help="where judges are cached")
+    parser.add_argument("--continue-from", default=None, metavar="PICKLE",
+                        help="train this fitted model (one of --models) --updates more updates instead of a new one")
     args = parser.parse_args(argv)
 
     data = load_dataset(args.dataset)
-    judge = load_judge(args.dataset, data)
+    judge = load_judge(args.dataset, data, args.judge_dir)
     reference = data.X_test[: args.n_reference]
     n = args.n_samples
     name = args.name or f"{args.dataset}-{args.preset}"
@@ -174,7 +191,15 @@ def main(argv=None):
         params = dict(random_state=args.seed, log_partition=None, **overrides)
         if args.updates is not None:
             params["max_iter"] = args.updates
-        est = make_estimator(model, args.preset, **params)
+        if args.continue_from:
+            est = joblib.load(args.continue_from)  # a fitted model: train it further
+            if type(est).__name__.lower() != model:
+                parser.error(f"--continue-from holds a {type(est).__name__}, not a {model}")
+            if overrides:
+                est.set_params(**overrides)
+            start_update = est.n_iter_
+        else:
+            est, start_update = make_estimator(model, args.preset, **params), 0
         tracker = None
         if args.eval_every:
             tracker = QualityEvery(est, judge, reference, args.eval_every, min(n, 500), args.seed, sample_options)
@@ -184,7 +209,10 @@ def main(argv=None):
         start = time.perf_counter()
         diverged = None
         try:
-            est.fit(data.X_train)
+            if args.continue_from:
+                train_further(est, data.X_train, args.updates or est.max_iter, args.seed)
+            else:
+                est.fit(data.X_train)
         except DivergenceError as exc:
             diverged = {"update": exc.update, "reason": str(exc)}
             print(f"  diverged at update {exc.update}: {exc}", flush=True)
@@ -196,6 +224,7 @@ def main(argv=None):
                 "grad_norm", "langevin_grad_norm")
         history = [{k: h[k] for k in keys if k in h} for h in est.history_ if "loss" in h][::10]
         info = {"model": model, "updates": est.n_iter_, "fit_seconds": seconds, "history": history,
+                "continued_from": {"path": args.continue_from, "update": start_update} if start_update else None,
                 "seconds_per_update": seconds / max(est.n_iter_, 1), "diverged": diverged, **energies,
                 "params": {k: repr(v) for k, v in est.get_params().items() if k != "callbacks"},
                 "curve": tracker.curve if tracker else None}

@@ -356,7 +356,7 @@ class BaseEnergyEstimator(
             is "buffer" for a model fitted with a replay buffer and "noise" otherwise: a model
             trained with persistent chains is trained to keep them near the data, not to carry
             a short run from noise there (on Fashion-MNIST its samples from noise are much
-            further from the data; see the results page).
+            further from the data; see the generation page of the docs).
         gibbs_steps, langevin_steps : int, optional
             Sampling budget: Gibbs rounds and Langevin steps per round (the EBM has one round
             unless ``gibbs_steps`` asks for more blocks). Default: the training sampler's. A

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..nn.base import sampling_mode
@@ -93,7 +94,10 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
     if start is None:
         x0 = torch.randn((n_chains, *model.input_shape), generator=generator, device=device, dtype=dtype)
     else:
-        rows = estimator._validate_input(start, reset=False)
+        rows = check_array(start, dtype=np.float64)
+        if rows.shape[1] != estimator.n_features_in_:
+            raise ValueError(f"start has {rows.shape[1]} features, the estimator was fitted on "
+                             f"{estimator.n_features_in_}")
         working = estimator.range_map_.to_working(rows)
         x0 = torch.as_tensor(working, device=device, dtype=dtype).reshape(len(rows), *model.input_shape)
         n_chains = len(rows)
