@@ -11,34 +11,28 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ..nn.base import sampling_mode
-from ..samplers import GibbsLangevinSettings, TrainingSampler, gibbs_langevin
+from ..samplers import GibbsLangevinSettings, TrainingSampler
 from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, ProgressBar
 from ._likelihood import LikelihoodMixin
 from ._persistence import PersistenceMixin, data_fingerprint
 from ._resolve import describe_image_shape, resolve_device, resolve_image_shape
+from ._sampling import SamplingMixin, seed_from
 from ._scaling import fit_range_map
 
 __all__ = ["BaseEnergyEstimator"]
 
 _FLOAT_DTYPES = [np.float64, np.float32]
-_INT32_MAX = np.iinfo(np.int32).max
-
-
-def _seed_from(random_state) -> int:
-    return int(check_random_state(random_state).randint(_INT32_MAX))
 
 
 class BaseEnergyEstimator(
-    LikelihoodMixin, PersistenceMixin, TransformerMixin, DensityMixin, BaseEstimator
+    SamplingMixin, LikelihoodMixin, PersistenceMixin, TransformerMixin, DensityMixin, BaseEstimator
 ):
     """Shared implementation; see :class:`skefh.NNEFH` for the user-facing documentation."""
 
@@ -149,7 +143,7 @@ class BaseEnergyEstimator(
             print(f"[{type(self).__name__}] {describe_image_shape(self.image_shape_, X.shape[1], named)}")
         self.device_ = resolve_device(self.device)
         self.range_map_ = fit_range_map(X, "image" if self.image_shape_ is not None else "standardise")
-        seed = _seed_from(self.random_state)
+        seed = seed_from(self.random_state)
         init_generator = torch.Generator().manual_seed(seed)
         module = self._build_module(self._input_shape(), init_generator).to(self.device_)
         if self.image_shape_ is not None:
@@ -337,169 +331,6 @@ class BaseEnergyEstimator(
         with sampling_mode(module), torch.inference_mode():
             parts = [module.free_energy(x).cpu().numpy() for x in self._chunks(working)]
         return np.concatenate(parts)
-
-    def sample(self, n_samples=1, X=None, *, init="auto", gibbs_steps=None, langevin_steps=None,
-               step_size=None, temperature=None, random_state=None):
-        """Generate samples; by default with the training sampler's settings.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of samples (ignored when ``X`` is given: one sample per row of ``X``).
-        X : array-like of shape (n, n_features), optional
-            Algorithm 2 of the paper: the latent chain starts from the posterior of these rows.
-            Without ``X`` the latent starts from the posterior of the visible chain's start.
-        init : {"auto", "noise", "buffer"}, default="auto"
-            Where the visible chains start: N(0, I) in working units (the paper's samplers), or
-            the states of the training chains' replay buffer (persistent chains; needs a model
-            fitted with ``replay_buffer > 0``), which have already run for many updates. "auto"
-            is "buffer" for a model fitted with a replay buffer and "noise" otherwise: a model
-            trained with persistent chains is trained to keep them near the data, not to carry
-            a short run from noise there (on Fashion-MNIST its samples from noise are much
-            further from the data; see the generation page of the docs).
-        gibbs_steps, langevin_steps : int, optional
-            Sampling budget: Gibbs rounds and Langevin steps per round (the EBM has one round
-            unless ``gibbs_steps`` asks for more blocks). Default: the training sampler's. A
-            model trained with short chains from noise may generate best with exactly its
-            training budget; see the user guide.
-        step_size : float, optional
-            Langevin step size; default the training sampler's.
-        temperature : float, optional
-            Sample the tempered density ``exp(-E / temperature)`` in both halves of the chain
-            instead of the model's own temperature (lower gives sharper, less varied samples).
-        random_state : int, RandomState instance or None, default=None
-            Seed for this call; defaults to the estimator's ``random_state``.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_features)
-            In the units and dtype of the training data (of ``X`` when given).
-        """
-        out, dtype = self._draw(n_samples, X, random_state, keep="last", init=init, gibbs_steps=gibbs_steps,
-                                langevin_steps=langevin_steps, step_size=step_size, temperature=temperature)
-        with sampling_mode(self.module_), torch.no_grad():
-            samples = self._finalise_samples(out)
-        return self.range_map_.to_data(self._to_numpy(samples, np.float64), dtype)
-
-    def sampling_settings(self, gibbs_steps=None, langevin_steps=None, step_size=None, temperature=None):
-        """The sampler settings :meth:`sample` uses with these arguments.
-
-        Parameters
-        ----------
-        gibbs_steps, langevin_steps, step_size, temperature : optional
-            As in :meth:`sample`; None keeps the training sampler's value.
-
-        Returns
-        -------
-        skefh.samplers.GibbsLangevinSettings
-        """
-        settings = self._sampler_settings()
-        changes = {}
-        for name, field, value in (("gibbs_steps", "n_gibbs", gibbs_steps),
-                                   ("langevin_steps", "n_langevin", langevin_steps)):
-            if value is not None:
-                if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-                    raise ValueError(f"{name} must be a positive integer, got {value!r}")
-                changes[field] = int(value)
-        for name, value in (("step_size", step_size), ("temperature", temperature)):
-            if value is not None:
-                if not isinstance(value, Real) or isinstance(value, bool) or not value > 0:
-                    raise ValueError(f"{name} must be a positive number, got {value!r}")
-                changes[name] = float(value)
-        if temperature is not None and settings.latent_temperature is not None:
-            changes["latent_temperature"] = float(temperature)  # one density at the asked temperature
-        return settings.with_(**changes)
-
-    def _replay_buffer_state(self):
-        """The replay buffer's state dict (live during fit, else the fitted state), or None."""
-        live = getattr(self, "_live_trainer", None)  # sampling from inside fit (a callback)
-        if live is not None and getattr(live.negative_sampler, "buffer", None) is not None:
-            return live.negative_sampler.buffer.state_dict()
-        return ((getattr(self, "_trainer_state", None) or {}).get("sampler") or {}).get("replay_buffer")
-
-    def _has_replay_states(self) -> bool:
-        buffer = self._replay_buffer_state()
-        return buffer is not None and buffer.get("states") is not None and len(buffer["states"]) > 0
-
-    def _replay_states(self) -> torch.Tensor:
-        buffer = self._replay_buffer_state()
-        if buffer is None or buffer.get("states") is None:
-            raise ValueError(
-                f"init='buffer' needs a model fitted with a replay buffer; this {type(self).__name__} "
-                "has none (set replay_buffer > 0 before fit)"
-            )
-        states, written = buffer["states"], buffer.get("written")
-        if written is not None and bool(written.any()):
-            states = states[written.to(states.device)]  # rows some chain has visited
-        return states
-
-    def _draw(self, n_samples, X, random_state, keep: str, init: str = "noise", **budget):
-        """Validate the sampling arguments and run the sampler; return its dict and out dtype."""
-        check_is_fitted(self)
-        if init not in ("auto", "noise", "buffer"):
-            raise ValueError(f"init must be 'auto', 'noise' or 'buffer', got {init!r}")
-        if init == "auto":
-            init = "buffer" if self._has_replay_states() else "noise"
-        seed = _seed_from(random_state if random_state is not None else self.random_state)
-        generator = torch.Generator(device=self.device_).manual_seed(seed)
-        settings = self.sampling_settings(**budget)
-        dtype = self._fit_dtype
-        if X is not None:
-            X = self._validate_input(X, reset=False)
-            dtype = X.dtype
-            x_data = self._to_tensor(self.range_map_.to_working(X))
-            n_samples = x_data.shape[0]
-        elif not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-        n_samples = int(n_samples)
-        model = self.module_
-        param_dtype = next(model.parameters()).dtype
-        if init == "buffer":
-            states = self._replay_states()
-            rows = torch.randperm(len(states), generator=torch.Generator().manual_seed(seed))
-            rows = rows[:n_samples] if n_samples <= len(states) else torch.randint(
-                len(states), (n_samples,), generator=torch.Generator().manual_seed(seed))
-            x0 = states[rows].to(device=self.device_, dtype=param_dtype).reshape(n_samples, *model.input_shape)
-        else:
-            x0 = torch.randn((n_samples, *model.input_shape), generator=generator, device=self.device_,
-                             dtype=param_dtype)
-        z0 = None
-        if X is not None and model.has_latent:
-            with sampling_mode(model), torch.no_grad():
-                z0 = model.sample_latent(x_data.to(param_dtype), generator, settings.temperatures(model)[1])
-        with self._compiled():
-            out = gibbs_langevin(model, x0, z0, settings, generator=generator, keep=keep)
-        out["x0"] = x0
-        return out, dtype
-
-    def sample_chains(self, n_samples=1, X=None, *, init="auto", gibbs_steps=None, langevin_steps=None,
-                      step_size=None, temperature=None, random_state=None):
-        """Like :meth:`sample`, but return the chain after every Gibbs round (Fig. 5a).
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-        X : array-like of shape (n, n_features), optional
-            Start the latent chain from the posterior of these rows (Algorithm 2).
-        init, gibbs_steps, langevin_steps, step_size, temperature
-            As in :meth:`sample`.
-        random_state : int, RandomState instance or None, default=None
-
-        Returns
-        -------
-        ndarray of shape (n_samples, gibbs_steps + 1, n_features)
-            Column 0 is the visible chain's starting noise, column m the visible state after
-            Gibbs round m (for the GRBM with ``sample_mean=True`` the conditional mean), in the
-            units of the training data.
-        """
-        out, dtype = self._draw(n_samples, X, random_state, keep="all", init=init, gibbs_steps=gibbs_steps,
-                                langevin_steps=langevin_steps, step_size=step_size, temperature=temperature)
-        with sampling_mode(self.module_), torch.no_grad():
-            states = [out["x0"]] + [
-                self._finalise_samples({"x": x, "z": z}) for x, z in zip(out["xs"], out["zs"])
-            ]
-        frames = [self.range_map_.to_data(self._to_numpy(x, np.float64), dtype) for x in states]
-        return np.stack(frames, axis=1)
 
     def _compiled(self):
         """A context in which the model runs compiled, if the estimator asks for it (not here)."""
