@@ -225,11 +225,11 @@ def main(argv=None):
         history = [{k: h[k] for k in keys if k in h} for h in est.history_ if "loss" in h][::10]
         info = {"model": model, "updates": est.n_iter_, "fit_seconds": seconds, "history": history,
                 "continued_from": {"path": args.continue_from, "update": start_update} if start_update else None,
-                "seconds_per_update": seconds / max(est.n_iter_, 1), "diverged": diverged, **energies,
+                "seconds_per_update": seconds / max(est.n_iter_ - start_update, 1), "diverged": diverged, **energies,
                 "params": {k: repr(v) for k, v in est.get_params().items() if k != "callbacks"},
                 "curve": tracker.curve if tracker else None}
-        print(f"  {est.n_iter_} updates in {seconds:.0f} s; " + ", ".join(f"{k} {v:.4g}" for k, v in energies.items()),
-              flush=True)
+        print(f"  {est.n_iter_ - start_update} updates in {seconds:.0f} s (model at update {est.n_iter_}); "
+              + ", ".join(f"{k} {v:.4g}" for k, v in energies.items()), flush=True)
         if diverged is not None:
             results["rows"].append({"row": model, **info})
             continue
@@ -238,7 +238,8 @@ def main(argv=None):
         if est.module_.has_latent:
             info["latent"] = latent_usage(est, reference[:n]).to_dict()
             print("  latent units whose most probable state varies over the held-out images: "
-                  "{varying:.1%}; posterior entropy {entropy:.3f} bits".format(**info["latent"]), flush=True)
+                  "{varying:.1%}; on for every image: {always_on:.1%}; posterior entropy {entropy:.3f} bits"
+                  .format(**info["latent"]), flush=True)
         if args.save_models:
             joblib.dump(est.set_params(callbacks=None), out_dir / f"{name}-{model}.joblib")
         for mode in modes_of(est, model):

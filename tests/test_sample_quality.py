@@ -95,3 +95,37 @@ def test_the_benchmark_judges_every_sampling_mode_with_the_same_count(digits_jud
     assert rows["nnefh (noise)"]["latent"]["n_units"] == 8
     assert [point["update"] for point in rows["nnefh (noise)"]["curve"]] == [3]
     assert (tmp_path / "out" / "t-nnefh-buffer.png").exists()
+
+
+def test_the_budget_benchmark_judges_each_start_and_budget(digits_judge, tmp_path, monkeypatch):
+    """benchmarks/sample_budget.py end to end on a tiny fitted model: one row per start and
+    budget, the budgets it was asked for, and the annealed variant from noise."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    _, judge = digits_judge
+    judge.save(tmp_path / "judges" / "digits.pt")
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    modules = {}
+    for name in ("sample_quality", "sample_budget"):
+        spec = importlib.util.spec_from_file_location(f"{name}_script", benchmarks / f"{name}.py")
+        modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(modules[name])
+    common = ["--dataset", "digits", "--n-samples", "30", "--n-reference", "40", "--out-dir", str(tmp_path / "out"),
+              "--judge-dir", str(tmp_path / "judges")]
+    modules["sample_quality"].main(common + ["--models", "nnefh", "--updates", "3", "--name", "t", "--save-models",
+                                             "--set", "n_filters=4", "--set", "n_statistics=8",
+                                             "--set", "n_components=8", "--set", "langevin_steps=2"])
+    model = str(tmp_path / "out" / "t-nnefh.joblib")
+    modules["sample_budget"].main([model, "--budgets", "1x2,3x1", "--inits", "noise,buffer,data", *common])
+    report = json.loads((tmp_path / "out" / "t-nnefh.json").read_text())
+    assert [(r["init"], r["gibbs_steps"], r["langevin_steps"]) for r in report["rows"]] == [
+        (init, g, lang) for init in ("noise", "buffer", "data") for g, lang in ((1, 2), (3, 1))]
+    assert all(np.isfinite(r["frechet_distance"]) and r["n_samples"] == 30 for r in report["rows"])
+    modules["sample_budget"].main([model, "--budgets", "3x1", "--anneal-from", "0.1", *common])
+    annealed = json.loads((tmp_path / "out" / "t-nnefh-anneal0.1.json").read_text())
+    assert annealed["anneal_from"] == 0.1 and len(annealed["rows"]) == 1
+    with pytest.raises(SystemExit):
+        modules["sample_budget"].main([model, "--anneal-from", "0.1", "--temperature", "0.01", *common])

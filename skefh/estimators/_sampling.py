@@ -48,8 +48,9 @@ class SamplingMixin:
             fitted with ``replay_buffer > 0``), which have already run for many updates. "auto"
             is "buffer" for a model fitted with a replay buffer and "noise" otherwise: a model
             trained with persistent chains is trained to keep them near the data, not to carry
-            a short run from noise there (on Fashion-MNIST its samples from noise are much
-            further from the data; see the generation page of the docs).
+            a short run from noise there (on Fashion-MNIST its samples from noise are textures
+            with the training budget, and garments of only a few classes with ten times that
+            budget; see the generation page of the docs).
         gibbs_steps, langevin_steps : int, optional
             Sampling budget: Gibbs rounds and Langevin steps per round (the EBM has one round
             unless ``gibbs_steps`` asks for more blocks). Default: the training sampler's. A

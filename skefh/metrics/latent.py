@@ -23,6 +23,10 @@ class LatentUsage:
         for every row. 0 means the most probable latent vector is one constant for all inputs:
         a Gibbs step then draws (nearly) the same z wherever the chain is, and the model acts as
         an energy-based model with a fixed linear head on U(x).
+    always_on : float
+        Fraction of units on (``p(z_k = 1 | x) > 0.5``) for every row. With ``varying = 0`` these
+        units are the linear head: their softplus terms in F(x) are (nearly) linear in U(x), and
+        the other ``1 - always_on`` are off everywhere and contribute nothing.
     posterior_std : float
         Standard deviation of ``p(z_k = 1 | x)`` over the rows, averaged over the units.
     entropy : float
@@ -32,6 +36,7 @@ class LatentUsage:
 
     n_units: int
     varying: float
+    always_on: float
     posterior_std: float
     entropy: float
     n_rows: int
@@ -67,7 +72,8 @@ def latent_usage(estimator, X) -> LatentUsage:
         estimator.set_params(features=features)
     on = probabilities > 0.5
     varying = float(np.mean(on.any(axis=0) & ~on.all(axis=0)))
+    always_on = float(np.mean(on.all(axis=0)))
     p = np.clip(probabilities, 1e-12, 1 - 1e-12)
     entropy = float(np.mean(-(p * np.log2(p) + (1 - p) * np.log2(1 - p))))
-    return LatentUsage(int(probabilities.shape[1]), varying, float(probabilities.std(axis=0).mean()), entropy,
-                       int(probabilities.shape[0]))
+    return LatentUsage(int(probabilities.shape[1]), varying, always_on, float(probabilities.std(axis=0).mean()),
+                       entropy, int(probabilities.shape[0]))
