@@ -6,7 +6,7 @@ and per start (``noise``; ``buffer``: the persistent training chains; ``data``: 
 latent chains from the posterior of test images), and judges each set as ``sample_quality.py``
 does. Answers: how many steps does a chain started from noise need to reach the model?
 
-    python benchmarks/sample_budget.py results/sample_quality/f4-cpu-nnefh-lr2e-4-nnefh.joblib \\
+    python benchmarks/sample_budget.py results/sample_quality/f4-cpu-nnefh-nnefh.joblib \\
         --budgets 2x15,10x30,20x60 --inits noise,data
 
 ``--anneal-from T0`` runs the Gibbs rounds of each budget from noise on a geometric temperature
