@@ -171,3 +171,11 @@ def test_the_buffer_records_which_rows_chains_visited_and_samples_start_only_the
     visited = est.range_map_.to_data(visited.reshape(len(visited), -1).astype(np.float64), np.float64)
     distances = ((starts[:, None, :] - visited[None]) ** 2).sum(-1).min(1)
     assert np.all(distances < 1e-8)
+
+
+def test_partial_fit_uses_the_reinit_fraction_set_after_the_fit():
+    est = NNEFH(max_iter=2, **{**TINY, "replay_reinit": 0.0}).fit(X)
+    est.set_params(replay_reinit=1.0).partial_fit(X[:64])
+    assert est._trainer_state["sampler"]["replay_buffer"]["reinit_fraction"] == 1.0
+    with pytest.raises(ValueError, match="capacity 100"):
+        est.set_params(replay_buffer=50).partial_fit(X[:64])

@@ -120,12 +120,16 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`; the capacity must match."""
+        """Restore the stored chains of :meth:`state_dict`; the capacity must match.
+
+        The reinit fraction is this buffer's own, not the saved one: it is a setting of whoever
+        built the buffer (an estimator's ``replay_reinit``), which may have been changed since
+        the state was saved, e.g. by ``set_params`` before ``partial_fit``.
+        """
         if int(state["capacity"]) != self.capacity:
             raise ValueError(
                 f"saved replay buffer has capacity {state['capacity']}, this one {self.capacity}"
             )
-        self.reinit_fraction = float(state["reinit_fraction"])
         # Moved to the chains' device by the next draw().
         self.states = state["states"]
         self.written = state.get("written")
