@@ -99,7 +99,11 @@ def draw(est, mode: str, n: int, reference_rows, seed: int, **options):
 
 
 class QualityEvery(Callback):
-    """Judge ``n`` samples from noise every ``every`` updates (the time-to-quality curve)."""
+    """Judge ``n`` samples every ``every`` updates (the time-to-quality curve).
+
+    ``clock`` is the training time so far, summed over every fit it watched (a continuation is
+    several ``partial_fit`` calls) and without the time spent judging.
+    """
 
     def __init__(self, est, judge, reference, every, n, seed, sample_options=None):
         self.est, self.judge, self.reference = est, judge, reference
@@ -111,6 +115,11 @@ class QualityEvery(Callback):
 
     def on_fit_begin(self, trainer):
         self._start = time.perf_counter()
+
+    def on_fit_end(self, trainer):
+        if self._start is not None:
+            self.clock += time.perf_counter() - self._start
+            self._start = None
 
     def on_update_end(self, trainer, record):
         if record["update"] % self.every:

@@ -129,3 +129,25 @@ def test_the_budget_benchmark_judges_each_start_and_budget(digits_judge, tmp_pat
     assert annealed["anneal_from"] == 0.1 and len(annealed["rows"]) == 1
     with pytest.raises(SystemExit):
         modules["sample_budget"].main([model, "--anneal-from", "0.1", "--temperature", "0.01", *common])
+
+
+def test_the_training_clock_sums_every_fit_of_a_continuation(monkeypatch):
+    """A continuation trains in several partial_fit calls: the time-to-quality clock must count
+    each of them, and not the time between them."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sample_quality.py"
+    spec = importlib.util.spec_from_file_location("sample_quality_clock", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    now = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: now[0])
+    tracker = bench.QualityEvery(None, None, None, every=1000, n=10, seed=0)
+    for begin, end in ((0.0, 10.0), (50.0, 55.0), (60.0, 62.5)):  # three fits, gaps between them
+        now[0] = begin
+        tracker.on_fit_begin(None)
+        now[0] = end
+        tracker.on_update_end(None, {"update": 1})  # not a judging update
+        tracker.on_fit_end(None)
+    assert tracker.clock == pytest.approx(17.5)
