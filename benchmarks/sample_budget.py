@@ -106,7 +106,7 @@ def main(argv=None):
             free_energy = float(est.free_energy(samples).mean()) if hasattr(est, "free_energy") else None
             results["rows"].append({"init": init, "gibbs_steps": gibbs, "langevin_steps": langevin,
                                     "seconds": seconds, "mean_free_energy": free_energy, "grid": str(grid),
-                                    **{k: v for k, v in quality.to_dict().items()}})
+                                    **quality.to_dict()})
             print(f"{model} {init:<6} {budget:>7}: FD {quality.frechet_distance:7.1f} conf {quality.confidence:.3f} "
                   f"cov {quality.coverage:5.2f}  F {free_energy if free_energy is None else round(free_energy, 2)}"
                   f"  ({seconds:.0f} s)", flush=True)
