@@ -151,3 +151,73 @@ def test_the_training_clock_sums_every_fit_of_a_continuation(monkeypatch):
         tracker.on_update_end(None, {"update": 1})  # not a judging update
         tracker.on_fit_end(None)
     assert tracker.clock == pytest.approx(17.5)
+
+
+def _benchmark_module(name, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    spec = importlib.util.spec_from_file_location(f"{name}_script", benchmarks / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_noise_paths_carry_each_extra_chain_for_its_lifetime_then_restart_it(monkeypatch):
+    """benchmarks/noise_paths.py: every update returns the batch's chains plus the extra ones; an
+    extra chain continues from where the last update left it until its lifetime is up, then starts
+    again from fresh noise, the restarts staggered over the updates."""
+    import torch
+    from conftest import tiny_nnefh
+
+    from skefh.samplers import GibbsLangevinSettings
+
+    bench = _benchmark_module("noise_paths", monkeypatch)
+    model = tiny_nnefh(n_features=10)
+    settings = GibbsLangevinSettings(n_gibbs=1, n_langevin=4, step_size=1e-4)
+    sampler = bench.NoisePathSampler(settings, n_paths=3, lifetime=3)
+    x_pos = torch.zeros(5, 10, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    history = []
+    for _ in range(7):
+        out = sampler(model, x_pos, generator)
+        assert out["x"].shape == (8, 10) and out["z"].shape[0] == 8
+        torch.testing.assert_close(out["x"][5:], sampler.paths, rtol=0, atol=0)
+        history.append(out["x"][5:].clone())
+    # Ages start at 0, 1, 2: chain 2 restarts at update 1 (0-based), chain 1 at 2, chain 0 at 3,
+    # and each again three updates later.
+    continued = [[True, True, False], [True, False, True], [False, True, True]] * 2
+    for update, expected in enumerate(continued, start=1):
+        # Four steps of 1e-4 move a chain by about 0.1 in 10 dimensions; fresh N(0, I) lands ~4 away.
+        moved = (history[update] - history[update - 1]).norm(dim=1)
+        assert (moved < 0.5).tolist() == expected, (update, moved)
+    with pytest.raises(ValueError, match="n_paths >= 1"):
+        bench.NoisePathSampler(settings, n_paths=0, lifetime=3)
+
+
+def test_the_noise_paths_benchmark_trains_with_its_sampler(digits_judge, tmp_path, monkeypatch):
+    """benchmarks/noise_paths.py end to end: the arguments after ``--`` reach sample_quality.py and
+    every training update draws its negatives through the noise-path sampler."""
+    import json
+
+    _, judge = digits_judge
+    judge.save(tmp_path / "judges" / "digits.pt")
+    bench = _benchmark_module("noise_paths", monkeypatch)
+    sizes = []
+    call = bench.NoisePathSampler.__call__
+
+    def recording(self, model, x_pos, generator=None):
+        out = call(self, model, x_pos, generator)
+        sizes.append((len(x_pos), len(out["x"])))
+        return out
+
+    monkeypatch.setattr(bench.NoisePathSampler, "__call__", recording)
+    bench.main(["--paths", "4", "--lifetime", "2", "--", "--dataset", "digits", "--models", "nnefh",
+                "--updates", "3", "--n-samples", "30", "--n-reference", "40", "--name", "t",
+                "--out-dir", str(tmp_path / "out"), "--judge-dir", str(tmp_path / "judges"),
+                "--set", "n_filters=4", "--set", "n_statistics=8", "--set", "n_components=8",
+                "--set", "langevin_steps=2", "--set", "batch_size=16"])
+    assert sizes == [(16, 20)] * 3
+    assert json.loads((tmp_path / "out" / "t.json").read_text())["rows"]
