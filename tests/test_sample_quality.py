@@ -221,3 +221,31 @@ def test_the_noise_paths_benchmark_trains_with_its_sampler(digits_judge, tmp_pat
                 "--set", "langevin_steps=2", "--set", "batch_size=16"])
     assert sizes == [(16, 20)] * 3
     assert json.loads((tmp_path / "out" / "t.json").read_text())["rows"]
+
+
+def test_the_free_energy_spread_benchmark_reports_the_models_free_energies(tmp_path, monkeypatch):
+    """benchmarks/free_energy_spread.py on a tiny fitted model: its figures are those of the
+    model's own free_energy on the test rows, and the spread is in units of the temperature."""
+    import json
+
+    import joblib
+
+    from skefh import NNEFH
+    from skefh.datasets import load_dataset
+
+    bench = _benchmark_module("free_energy_spread", monkeypatch)
+    data = load_dataset("digits")
+    est = NNEFH(n_filters=4, n_statistics=8, n_components=8, langevin_steps=2, max_iter=3, log_partition=None,
+                temperature=0.05, random_state=0, device="cpu").fit(data.X_train)
+    joblib.dump(est, tmp_path / "m.joblib")
+    bench.main([str(tmp_path / "m.joblib"), "--dataset", "digits", "--n-test", "200", "--n-lowest", "20",
+                "--out-dir", str(tmp_path), "--name", "s"])
+    stats = json.loads((tmp_path / "s.json").read_text())["models"][str(tmp_path / "m.joblib")]
+    X, y = data.X_test[:200], np.asarray(data.y_test[:200])
+    free_energy = est.free_energy(X)
+    assert stats["temperature"] == 0.05
+    assert stats["std"] == pytest.approx(free_energy.std(), rel=1e-6)
+    assert stats["std_over_temperature"] == pytest.approx(free_energy.std() / 0.05, rel=1e-6)
+    assert stats["class_mean"]["3"] == pytest.approx(free_energy[y == 3].mean(), rel=1e-6)
+    lowest = np.argsort(free_energy)[:20]
+    assert stats["lowest_classes"] == {str(c): int((y[lowest] == c).sum()) for c in range(10)}
