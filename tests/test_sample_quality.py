@@ -69,19 +69,27 @@ def test_the_judge_clips_inputs_to_the_training_range_and_validates_shapes(digit
     np.testing.assert_allclose(loaded.features(x), judge.features(x), rtol=1e-6)
 
 
-def test_the_benchmark_judges_every_sampling_mode_with_the_same_count(digits_judge, tmp_path):
+def _benchmark_module(name, monkeypatch):
+    """Load ``benchmarks/<name>.py`` as a module, with ``benchmarks/`` importable for its imports."""
+    import importlib.util
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    spec = importlib.util.spec_from_file_location(f"{name}_script", benchmarks / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_judges_every_sampling_mode_with_the_same_count(digits_judge, tmp_path, monkeypatch):
     """benchmarks/sample_quality.py end to end on digits with a tiny model: the rows it promises,
     each with the same number of samples (Algorithm 2 with fewer reference rows than samples)."""
-    import importlib.util
     import json
-    from pathlib import Path
 
     _, judge = digits_judge
     judge.save(tmp_path / "judges" / "digits.pt")  # the cached judge: no second training
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sample_quality.py"
-    spec = importlib.util.spec_from_file_location("sample_quality_script", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark_module("sample_quality", monkeypatch)
     bench.main(["--dataset", "digits", "--models", "nnefh", "--updates", "3", "--eval-every", "3",
                 "--n-samples", "60", "--n-reference", "40", "--name", "t", "--out-dir", str(tmp_path / "out"),
                 "--judge-dir", str(tmp_path / "judges"), "--set", "n_filters=4", "--set", "n_statistics=8",
@@ -100,19 +108,11 @@ def test_the_benchmark_judges_every_sampling_mode_with_the_same_count(digits_jud
 def test_the_budget_benchmark_judges_each_start_and_budget(digits_judge, tmp_path, monkeypatch):
     """benchmarks/sample_budget.py end to end on a tiny fitted model: one row per start and
     budget, the budgets it was asked for, and the annealed variant from noise."""
-    import importlib.util
     import json
-    from pathlib import Path
 
     _, judge = digits_judge
     judge.save(tmp_path / "judges" / "digits.pt")
-    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
-    monkeypatch.syspath_prepend(str(benchmarks))
-    modules = {}
-    for name in ("sample_quality", "sample_budget"):
-        spec = importlib.util.spec_from_file_location(f"{name}_script", benchmarks / f"{name}.py")
-        modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(modules[name])
+    modules = {name: _benchmark_module(name, monkeypatch) for name in ("sample_quality", "sample_budget")}
     common = ["--dataset", "digits", "--n-samples", "30", "--n-reference", "40", "--out-dir", str(tmp_path / "out"),
               "--judge-dir", str(tmp_path / "judges")]
     modules["sample_quality"].main(common + ["--models", "nnefh", "--updates", "3", "--name", "t", "--save-models",
@@ -134,13 +134,8 @@ def test_the_budget_benchmark_judges_each_start_and_budget(digits_judge, tmp_pat
 def test_the_training_clock_sums_every_fit_of_a_continuation(monkeypatch):
     """A continuation trains in several partial_fit calls: the time-to-quality clock must count
     each of them, and not the time between them."""
-    import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sample_quality.py"
-    spec = importlib.util.spec_from_file_location("sample_quality_clock", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark_module("sample_quality", monkeypatch)
     now = [0.0]
     monkeypatch.setattr(bench.time, "perf_counter", lambda: now[0])
     tracker = bench.QualityEvery(None, None, None, every=1000, n=10, seed=0)
@@ -151,18 +146,6 @@ def test_the_training_clock_sums_every_fit_of_a_continuation(monkeypatch):
         tracker.on_update_end(None, {"update": 1})  # not a judging update
         tracker.on_fit_end(None)
     assert tracker.clock == pytest.approx(17.5)
-
-
-def _benchmark_module(name, monkeypatch):
-    import importlib.util
-    from pathlib import Path
-
-    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
-    monkeypatch.syspath_prepend(str(benchmarks))
-    spec = importlib.util.spec_from_file_location(f"{name}_script", benchmarks / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_noise_paths_carry_each_extra_chain_for_its_lifetime_then_restart_it(monkeypatch):
