@@ -117,3 +117,13 @@ def test_presets():
         preset_params("nnefh", "gpu")
     with pytest.raises(ValueError, match="unknown model"):
         make_estimator("vae")
+
+
+@pytest.mark.parametrize("model", ["nnefh", "ebm"])
+def test_the_paper_presets_keep_unbounded_chains_and_the_cpu_presets_box_them(model):
+    for preset in ("paper", "paper-original", "cpu-paper"):
+        assert make_estimator(model, preset).chain_bounds is None, preset
+    for preset in ("cpu", "cpu-short-run"):
+        assert make_estimator(model, preset).chain_bounds == "auto", preset
+    assert make_estimator(model, "cpu-short-run").replay_buffer == 0  # every chain from noise
+    assert make_estimator(model, "cpu").replay_buffer > 0

@@ -114,8 +114,10 @@ def test_unstable_configuration_raises_at_the_update_it_diverges(tmp_path):
     """A unit step on the per-sample energy (the paper's step without its batch-size scaling)
     reflects the chain at every step; a large learning rate makes the energy landscape steep
     within a few updates."""
+    # Unbounded chains (chain_bounds=None): the box would keep them from running away.
     est = NNEFH(max_iter=200, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
-                checkpoint_path=tmp_path / "ckpt.pt", checkpoint_every=1, **{**TINY, "langevin_steps": 10})
+                chain_bounds=None, checkpoint_path=tmp_path / "ckpt.pt", checkpoint_every=1,
+                **{**TINY, "langevin_steps": 10})
     with pytest.raises(DivergenceError) as info:
         est.fit(X)
     update = info.value.update
@@ -131,7 +133,7 @@ def test_unstable_configuration_raises_at_the_update_it_diverges(tmp_path):
 
 def test_divergence_restore_lowers_the_learning_rate_and_finishes():
     est = NNEFH(max_iter=30, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
-                on_divergence="restore", **{**TINY, "langevin_steps": 10})
+                chain_bounds=None, on_divergence="restore", **{**TINY, "langevin_steps": 10})
     try:
         est.fit(X)
     except DivergenceError:
@@ -144,7 +146,7 @@ def test_a_restored_fit_still_performs_max_iter_updates():
     """A restore rewinds the model to a snapshot; the discarded updates are run again, and the
     history says what happened (asked 20, the loop used to stop after 11)."""
     est = NNEFH(max_iter=20, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
-                on_divergence="restore", **{**TINY, "langevin_steps": 10})
+                chain_bounds=None, on_divergence="restore", **{**TINY, "langevin_steps": 10})
     est.fit(X)
     events = [h for h in est.history_ if h.get("event") == "restored"]
     updates = [h["update"] for h in est.history_ if "event" not in h]

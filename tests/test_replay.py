@@ -142,17 +142,20 @@ def test_the_buffer_is_used_and_bad_values_are_named():
 def test_checkpoint_of_an_earlier_version_resumes_when_new_parameters_are_at_default(tmp_path):
     # Written without a buffer, as every fit was before the parameter existed (its default is
     # a buffer now: a checkpoint without the key is read as having had none).
-    params = {**{k: v for k, v in TINY.items() if k != "replay_buffer"}, "replay_buffer": 0}
+    # Likewise its chains had no box.
+    params = {**{k: v for k, v in TINY.items() if k != "replay_buffer"}, "replay_buffer": 0, "chain_bounds": None}
     path = tmp_path / "ckpt.pt"
     NNEFH(max_iter=2, checkpoint_path=path, **params).fit(X)
     state = torch.load(path, weights_only=True)
-    for key in ("replay_buffer", "replay_reinit"):  # as written before these parameters existed
+    for key in ("replay_buffer", "replay_reinit", "chain_bounds"):  # as written before these existed
         del state["comparable_params"][key]
     del state["trainer"]["sampler"]
     torch.save(state, path)
     assert NNEFH(max_iter=3, checkpoint_path=path, **params).fit(X).n_iter_ == 3
     with pytest.raises(Exception, match=r"replay_buffer: 0 -> 16"):
         NNEFH(max_iter=4, checkpoint_path=path, **{**params, "replay_buffer": 16}).fit(X)
+    with pytest.raises(Exception, match=r"chain_bounds: None -> 'auto'"):
+        NNEFH(max_iter=4, checkpoint_path=path, **{**params, "chain_bounds": "auto"}).fit(X)
 
 
 def test_the_buffer_records_which_rows_chains_visited_and_samples_start_only_there():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from typing import Optional
 
 import numpy as np
 import torch
@@ -162,6 +163,24 @@ class BaseEnergyEstimator(
     def _chain_limit(self) -> float:
         """Largest sane |x| of the sampler's chains, in working units (data in about [-1, 1])."""
         return 100.0
+
+    def _chain_box(self, bounds) -> Optional[tuple]:
+        """The box of a ``chain_bounds`` value in working units, as the sampler's ``bounds``, or None."""
+        if bounds is None:
+            return None
+        if isinstance(bounds, str):  # "auto": the range map sends an image's observed range to [-1, 1]
+            return (-1.0, 1.0) if self.image_shape_ is not None else None
+        try:
+            low, high = (float(b) for b in bounds)
+        except (TypeError, ValueError):
+            raise ValueError(f"chain_bounds must be 'auto', None or a pair of numbers (low, high), got {bounds!r}")
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            raise ValueError(f"chain_bounds must be finite with low < high, got {bounds!r}")
+        n = self.n_features_in_
+        box = self.range_map_.to_working(np.array([[low] * n, [high] * n]))
+        # A negative scale would swap the faces; the range map's scales are positive, but be sure.
+        low_w, high_w = np.minimum(box[0], box[1]), np.maximum(box[0], box[1])
+        return tuple(torch.as_tensor(b, device=self.device_).reshape(self._input_shape()) for b in (low_w, high_w))
 
     def _divergence_advice(self) -> str:
         return (

@@ -177,6 +177,16 @@ PARAMETERS: dict[str, Param] = {
         the energy divided by the batch size are ``step_size=1/64, temperature=3.2e-3`` here), a chain
         whose stationary law is neither density; the ``paper`` presets set ``latent_temperature=1.0`` to
         reproduce it."""),
+    "chain_bounds": Param('"auto", (low, high) or None', "auto", [StrOptions({"auto"}), tuple, list, None], """
+        A box that the visible chains of training and ``sample`` are clipped to after every Langevin step
+        (projected Langevin; the chains then target the density restricted to the box). "auto" is the
+        data's observed range for images (pixels cannot leave it; image EBMs clip their chains in the same
+        way) and no box for tabular data, whose densities have Gaussian tails; a pair of numbers is a box
+        in the units of X (the same for every feature); None leaves the chains unbounded. On
+        Fashion-MNIST at the ``cpu`` preset, training that restarts many chains from noise ran away
+        without the box (``replay_reinit=0.3``: chains beyond ``|x| = 100`` at update 1,151) and stayed
+        finite with it (``replay_reinit=0.5``, 2,000 updates; generation page). ``score``,
+        ``score_samples`` and the log-partition function are those of the unrestricted density."""),
     "negative_init": Param('{"noise", "data"} or float', "noise",
                            [StrOptions({"noise", "data"}), Interval(Real, 0, 1, closed="both")], """
         Where the latent chain of each training update starts: "noise" is the paper's Algorithm 1 (z from
@@ -378,15 +388,15 @@ _RUN = ("device", "random_state", "verbose", "checkpoint_path", "checkpoint_ever
 
 NNEFH_PARAMETERS = ParameterSpec(
     ("n_components", "*", *_NETWORK, "gibbs_steps", "langevin_steps", "step_size", "temperature",
-     "latent_temperature", "negative_init", *_CHAINS, *_OPTIMISATION, "latent_l2", "weight_decay",
+     "latent_temperature", "chain_bounds", "negative_init", *_CHAINS, *_OPTIMISATION, "latent_l2", "weight_decay",
      "latent_statistics", "features", *_RUN),
     energy_l2=dict(more="""On Fashion-MNIST with the paper's sampler on the CPU-sized network, training without it
         diverged within 161 updates (see the stability page)."""),
 )
 
 EBM_PARAMETERS = ParameterSpec(
-    ("*", *_NETWORK, "langevin_steps", "step_size", "temperature", *_CHAINS, *_OPTIMISATION, "weight_decay",
-     "features", *_RUN),
+    ("*", *_NETWORK, "langevin_steps", "step_size", "temperature", "chain_bounds", *_CHAINS, *_OPTIMISATION,
+     "weight_decay", "features", *_RUN),
     langevin_steps=dict(default=100, doc="""Steps of short-run Langevin per update. The paper does not state it;
         100 is the first author's first EBM configuration and Nijkamp et al.'s short-run setting."""),
     # An EBM has no quadratic term: the step is the same, its contraction is not.

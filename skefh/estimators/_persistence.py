@@ -29,9 +29,10 @@ _RESUME_FREE_PARAMS = {
     "sample_mean",
 }
 
-# What a checkpoint written before a parameter existed ran with, where that is not today's
-# default (the replay buffer became the default in 0.2; before it existed there was none).
-_VALUE_BEFORE_IT_EXISTED = {"replay_buffer": 0, "replay_reinit": 0.05}
+# What a checkpoint or pickle written before a parameter existed ran with, where that is not
+# today's default (the replay buffer became the default in 0.2, the chains' box in 0.3; before
+# they existed there was neither).
+_VALUE_BEFORE_IT_EXISTED = {"replay_buffer": 0, "replay_reinit": 0.05, "chain_bounds": None}
 
 
 def data_fingerprint(X: np.ndarray) -> str:
@@ -96,6 +97,13 @@ class PersistenceMixin:
         return state
 
     def __setstate__(self, state):
+        # A pickle written before a parameter existed ran at the value it had then.
+        missing = {
+            name: _VALUE_BEFORE_IT_EXISTED.get(name, param.default)
+            for name, param in inspect.signature(type(self).__init__).parameters.items()
+            if name != "self" and name not in state and param.default is not inspect.Parameter.empty
+        }
+        state = {**state, **missing}
         if "module_" in state:
             device = resolve_device(state.get("device", "auto"))
             state = dict(state)

@@ -49,8 +49,9 @@ class SamplingMixin:
             is "buffer" for a model fitted with a replay buffer and "noise" otherwise: a model
             trained with persistent chains is trained to keep them near the data, not to carry
             a short run from noise there (on Fashion-MNIST its samples from noise are textures
-            with the training budget, and garments of only a few classes with ten times that
-            budget; see the generation page of the docs).
+            or garments of a few classes; see the generation page of the docs). A model trained
+            on chains from noise (``replay_buffer=0``, the ``cpu-short-run`` preset) generates
+            from noise.
         gibbs_steps, langevin_steps : int, optional
             Sampling budget: Gibbs rounds and Langevin steps per round (the EBM has one round
             unless ``gibbs_steps`` asks for more blocks). Default: the training sampler's. A

@@ -92,6 +92,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
             n_langevin=self.langevin_steps,
             step_size=self.step_size,
             precision=self.sampler_precision,
+            bounds=self._chain_box(self.chain_bounds),
         )
 
     def _feature_tensor(self, x):

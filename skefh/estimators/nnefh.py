@@ -127,6 +127,7 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
             step_size=self.step_size,
             latent_temperature=self.latent_temperature,
             precision=self.sampler_precision,
+            bounds=self._chain_box(self.chain_bounds),
         )
 
     def _negative_data_fraction(self) -> float:

@@ -19,7 +19,7 @@ import torch
 
 from ..nn.base import GradFn
 
-__all__ = ["langevin", "step_schedule"]
+__all__ = ["clip_to_box", "langevin", "step_schedule"]
 
 
 def step_schedule(step_size: float, n_steps: int, schedule: str = "constant") -> list[float]:
@@ -53,6 +53,7 @@ def langevin(
     n_steps: Optional[int] = None,
     temperature: float = 1.0,
     energy_scale: float = 1.0,
+    bounds: Optional[tuple] = None,
     generator: Optional[torch.Generator] = None,
 ) -> dict:
     """Run unadjusted Langevin dynamics from ``x``.
@@ -70,6 +71,11 @@ def langevin(
         T; the noise standard deviation per step is ``sqrt(2 eps T)``.
     energy_scale : float, default=1.0
         s, multiplying the energy (``1 / batch_size`` for the paper's recipe).
+    bounds : (low, high), optional
+        Clip the state into the box [low, high] (floats or tensors broadcasting against ``x``)
+        at the start and after every step: projected Langevin, whose small-step law is the
+        density restricted to the box (a step that would leave it stops on its face, so at a
+        finite step the faces hold an O(sqrt(step)) share of the mass).
     generator : torch.Generator, optional
         Source of the Gaussian noise (on ``x``'s device).
 
@@ -88,6 +94,9 @@ def langevin(
         if n_steps is not None and n_steps != len(steps):
             raise ValueError(f"got {len(steps)} step sizes for n_steps={n_steps}")
     x = x.detach().clone()
+    low, high = bounds if bounds is not None else (None, None)
+    if bounds is not None:
+        x = clip_to_box(x, low, high)
     # One noise buffer for the whole chain, refilled in place at every step.
     noise = torch.empty_like(x)
     grad_norm = torch.zeros((), device=x.device, dtype=torch.float32)
@@ -98,5 +107,15 @@ def langevin(
         if temperature > 0:
             noise.normal_(generator=generator)
             x.add_(noise, alpha=math.sqrt(2.0 * eps * temperature))
+        if bounds is not None:
+            x = clip_to_box(x, low, high)
     grad_norm = grad_norm * energy_scale / max(len(steps), 1)
     return {"x": x, "grad_norm": grad_norm, "n_steps": len(steps)}
+
+
+def clip_to_box(x: torch.Tensor, low, high) -> torch.Tensor:
+    """Clip ``x`` in place into [low, high] (numbers or tensors broadcasting against it); returns it."""
+    # torch.clamp takes either two numbers or two tensors, not one of each.
+    if isinstance(low, torch.Tensor) or isinstance(high, torch.Tensor):
+        low, high = (torch.as_tensor(b, dtype=x.dtype, device=x.device) for b in (low, high))
+    return x.clamp_(low, high)
