@@ -177,10 +177,8 @@ class BaseEnergyEstimator(
         if not (np.isfinite(low) and np.isfinite(high) and low < high):
             raise ValueError(f"chain_bounds must be finite with low < high, got {bounds!r}")
         n = self.n_features_in_
-        box = self.range_map_.to_working(np.array([[low] * n, [high] * n]))
-        # A negative scale would swap the faces; the range map's scales are positive, but be sure.
-        low_w, high_w = np.minimum(box[0], box[1]), np.maximum(box[0], box[1])
-        return tuple(torch.as_tensor(b, device=self.device_).reshape(self._input_shape()) for b in (low_w, high_w))
+        box = self.range_map_.to_working(np.array([[low] * n, [high] * n]))  # its scales are positive
+        return tuple(torch.as_tensor(b, device=self.device_).reshape(self._input_shape()) for b in box)
 
     def _divergence_advice(self) -> str:
         return (

@@ -94,9 +94,9 @@ def langevin(
         if n_steps is not None and n_steps != len(steps):
             raise ValueError(f"got {len(steps)} step sizes for n_steps={n_steps}")
     x = x.detach().clone()
-    low, high = bounds if bounds is not None else (None, None)
     if bounds is not None:
-        x = clip_to_box(x, low, high)
+        low, high = _box_like(x, *bounds)  # converted once, not at every step
+        x.clamp_(low, high)
     # One noise buffer for the whole chain, refilled in place at every step.
     noise = torch.empty_like(x)
     grad_norm = torch.zeros((), device=x.device, dtype=torch.float32)
@@ -108,14 +108,18 @@ def langevin(
             noise.normal_(generator=generator)
             x.add_(noise, alpha=math.sqrt(2.0 * eps * temperature))
         if bounds is not None:
-            x = clip_to_box(x, low, high)
+            x.clamp_(low, high)
     grad_norm = grad_norm * energy_scale / max(len(steps), 1)
     return {"x": x, "grad_norm": grad_norm, "n_steps": len(steps)}
 
 
 def clip_to_box(x: torch.Tensor, low, high) -> torch.Tensor:
     """Clip ``x`` in place into [low, high] (numbers or tensors broadcasting against it); returns it."""
-    # torch.clamp takes either two numbers or two tensors, not one of each.
+    return x.clamp_(*_box_like(x, low, high))
+
+
+def _box_like(x: torch.Tensor, low, high) -> tuple:
+    # torch.clamp takes either two numbers or two tensors (of x's dtype), not one of each.
     if isinstance(low, torch.Tensor) or isinstance(high, torch.Tensor):
-        low, high = (torch.as_tensor(b, dtype=x.dtype, device=x.device) for b in (low, high))
-    return x.clamp_(low, high)
+        return tuple(torch.as_tensor(b, dtype=x.dtype, device=x.device) for b in (low, high))
+    return float(low), float(high)
