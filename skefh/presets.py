@@ -69,8 +69,11 @@ PRESETS: dict[str, dict[str, dict]] = {
     # Short-run training: every update's chains start from noise (no buffer), kept in the pixel
     # range by the box, without which the same recipe diverged after 742 updates. Its models
     # generate from noise: Frechet distance 117.3 with the training budget and 101.7 with twice
-    # it for the NN-EFH at 2,000 updates (see the generation page). Trained on to 4,000 updates
-    # its samples collapsed onto a few classes (265.1, coverage 5.8): a 2,000-update recipe.
+    # it for the NN-EFH at 2,000 updates (see the generation page). Trained on at the same rate
+    # its samples collapsed onto a few classes by 4,000 updates (265.1, coverage 5.8); at 5e-5
+    # after the first 2,000 (set_params, then partial_fit) they kept improving to 10,000 updates:
+    # with 1.5 times the training budget, FD 52.3 against 100.0 at 2,000 (another judge than the
+    # figures above), judge confidence 0.805, coverage 9.5.
     "cpu-short-run": {
         "nnefh": dict(**CPU_SIZE, n_components=512, **CPU_NETWORK, gibbs_steps=2, langevin_steps=15,
                       **{**CPU_TRAINING, "learning_rate": 2e-4, "replay_buffer": 0}),

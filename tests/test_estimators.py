@@ -211,6 +211,18 @@ def test_partial_fit_keeps_a_constant_learning_rate_and_estimates_log_z_lazily()
     assert est.score_samples(X[:5]) == pytest.approx(scores)
 
 
+def test_partial_fit_after_fit_takes_a_new_learning_rate():
+    """Training on at a lower rate (the long short-run recipe): the optimizer state, which holds
+    the old rate, must not override the one set with set_params."""
+    est = NNEFH(**{**SMALL, "learning_rate": 1e-3, "lr_schedule": "constant"}).fit(X)
+    fitted = est.n_iter_
+    est.set_params(learning_rate=2.5e-4)
+    est.partial_fit(X)
+    rates = [h["lr"] for h in est.history_ if "lr" in h]
+    assert rates[:fitted] == [1e-3] * fitted
+    assert rates[fitted:] and set(rates[fitted:]) == {2.5e-4}
+
+
 @pytest.mark.parametrize("features", ["U", "eta"])
 def test_feature_names_follow_the_features_parameter(features):
     est = NNEFH(**{**SMALL, "n_components": 12, "features": "U", "log_partition": None}).fit(X)
