@@ -12,7 +12,8 @@ small CNN trained on the dataset's training split (the judge, cached under ``res
 beside the floor (real training images) and the ceiling (uniform noise) measured in the same run,
 the mean data and sample energies at the end of training, and for NNEFH and GRBM how many latent
 units' posteriors vary over the held-out images (``skefh.metrics.latent_usage``). ``--eval-every
-K`` also judges samples every K updates (time to quality). Writes
+K`` also judges samples every K updates (time to quality; with ``--fd-target FD``, the minutes of
+training until the FD first reaches it). Writes
 ``results/sample_quality/<name>.json``, one PNG grid per row and prints a table.
 
     python benchmarks/sample_quality.py --dataset fashion-mnist                 # all three models
@@ -131,8 +132,9 @@ class QualityEvery(Callback):
         self.curve.append({"update": record["update"], "training_seconds": training_seconds,
                            **{k: v for k, v in quality.to_dict().items() if k != "class_counts"},
                            **energy_summary(trainer.history, window=min(self.every, 100))})
-        print("  update {update}: FD {frechet_distance:.1f} conf {confidence:.3f} cov {coverage:.2f} "
-              "E_data {energy_data:.4g} E_samples {energy_samples:.4g}".format(**self.curve[-1]), flush=True)
+        print("  update {update} ({minutes:.1f} min): FD {frechet_distance:.1f} conf {confidence:.3f} "
+              "cov {coverage:.2f} E_data {energy_data:.4g} E_samples {energy_samples:.4g}"
+              .format(minutes=training_seconds / 60, **self.curve[-1]), flush=True)
         # Time spent judging is not training time.
         self.clock = training_seconds
         self._start = pause
@@ -146,6 +148,15 @@ def train_further(est, X, updates: int, seed: int, chunk: int = 500) -> None:
         k = min(updates, chunk)
         est.partial_fit(X[rng.choice(len(X), k * est.batch_size, replace=False)])
         updates -= k
+
+
+def time_to_target(curve, target: float):
+    """The first point of a time-to-quality curve whose FD is at most ``target``, or None."""
+    for point in curve or ():
+        if point["frechet_distance"] <= target:
+            return {"update": point["update"], "minutes": point["training_seconds"] / 60,
+                    "frechet_distance": point["frechet_distance"]}
+    return None
 
 
 def row(name, quality, **extra) -> dict:
@@ -164,6 +175,8 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=1000)
     parser.add_argument("--n-reference", type=int, default=2000, help="held-out images the samples are compared with")
     parser.add_argument("--eval-every", type=int, default=0, help="judge samples every K updates (0: only at the end)")
+    parser.add_argument("--fd-target", type=float, default=None,
+                        help="with --eval-every: report the training minutes until the curve's FD first reaches this")
     parser.add_argument("--set", action="append", default=[], help="estimator parameter key=value")
     parser.add_argument("--sample-set", action="append", default=[],
                         help="sample() keyword key=value for the final samples (e.g. gibbs_steps=10)")
@@ -239,6 +252,11 @@ def main(argv=None):
                 "curve": tracker.curve if tracker else None}
         print(f"  {est.n_iter_ - start_update} updates in {seconds:.0f} s (model at update {est.n_iter_}); "
               + ", ".join(f"{k} {v:.4g}" for k, v in energies.items()), flush=True)
+        if args.fd_target is not None and tracker is not None:
+            reached = info["time_to_target"] = time_to_target(tracker.curve, args.fd_target)
+            print(f"  FD target {args.fd_target:g}: " + (
+                "first reached at update {update} after {minutes:.1f} minutes of training (FD {frechet_distance:.1f})"
+                .format(**reached) if reached else "not reached"), flush=True)
         if diverged is not None:
             results["rows"].append({"row": model, **info})
             continue

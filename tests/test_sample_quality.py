@@ -93,9 +93,10 @@ def test_the_benchmark_judges_every_sampling_mode_with_the_same_count(digits_jud
     bench.main(["--dataset", "digits", "--models", "nnefh", "--updates", "3", "--eval-every", "3",
                 "--n-samples", "60", "--n-reference", "40", "--name", "t", "--out-dir", str(tmp_path / "out"),
                 "--judge-dir", str(tmp_path / "judges"), "--set", "n_filters=4", "--set", "n_statistics=8",
-                "--set", "n_components=8", "--set", "langevin_steps=2"])
+                "--set", "n_components=8", "--set", "langevin_steps=2", "--fd-target", "1e9"])
     report = json.loads((tmp_path / "out" / "t.json").read_text())
     rows = {r["row"]: r for r in report["rows"]}
+    assert rows["nnefh (noise)"]["time_to_target"]["update"] == 3  # any FD is below 1e9
     assert set(rows) == {"real (floor)", "uniform noise (ceiling)", "nnefh (noise)", "nnefh (replay buffer)",
                          "nnefh (Algorithm 2)"}
     assert {r["n_samples"] for r in rows.values()} == {60}
@@ -129,6 +130,16 @@ def test_the_budget_benchmark_judges_each_start_and_budget(digits_judge, tmp_pat
     assert annealed["anneal_from"] == 0.1 and len(annealed["rows"]) == 1
     with pytest.raises(SystemExit):
         modules["sample_budget"].main([model, "--anneal-from", "0.1", "--temperature", "0.01", *common])
+
+
+def test_time_to_target_is_the_first_point_of_the_curve_at_or_below_the_target(monkeypatch):
+    bench = _benchmark_module("sample_quality", monkeypatch)
+    curve = [{"update": u, "training_seconds": 60.0 * u, "frechet_distance": fd}
+             for u, fd in ((1, 130.0), (2, 110.0), (3, 120.0), (4, 90.0))]
+    assert bench.time_to_target(curve, 114.3) == {"update": 2, "minutes": 2.0, "frechet_distance": 110.0}
+    assert bench.time_to_target(curve, 110.0)["update"] == 2  # at the target counts
+    assert bench.time_to_target(curve, 50.0) is None
+    assert bench.time_to_target(None, 50.0) is None
 
 
 def test_the_training_clock_sums_every_fit_of_a_continuation(monkeypatch):
