@@ -33,6 +33,9 @@ __all__ = ["PRESETS", "preset_params", "make_estimator", "estimator_class"]
 PAPER_SAMPLER = dict(step_size=1 / 64, temperature=64 * 5e-5, latent_temperature=1.0, chain_bounds=None)
 #: The paper's EBM steps: step 1 on the summed energy, temperature 5e-5.
 PAPER_EBM_SAMPLER = dict(step_size=1.0, temperature=5e-5, chain_bounds=None)
+#: The GRBM reference's sampler and optimiser: energies divided by the batch size, SGD, and the
+#: conditional means as samples.
+PAPER_GRBM = dict(energy_scale="batch", optimizer="sgd", sample_mean=True)
 #: The reference network (3x3 convolutions, max-pool, attention after two stages) and training.
 PAPER_NETWORK = dict(downsample="maxpool", attention=True, activation="leaky_relu")
 PAPER_TRAINING = dict(learning_rate=1e-4, energy_l2=0.01, replay_buffer=0, max_iter=50_000)
@@ -52,13 +55,13 @@ PRESETS: dict[str, dict[str, dict]] = {
     "paper": {
         "nnefh": dict(gibbs_steps=5, langevin_steps=60, **PAPER_SAMPLER, **PAPER_NETWORK, **PAPER_TRAINING),
         "ebm": dict(langevin_steps=100, **PAPER_EBM_SAMPLER, **PAPER_NETWORK, **PAPER_TRAINING),
-        "grbm": dict(max_iter=50_000),
+        "grbm": dict(max_iter=50_000, **PAPER_GRBM),
     },
     "paper-original": {
         "nnefh": dict(gibbs_steps=5, langevin_steps=60, **PAPER_SAMPLER, **PAPER_NETWORK,
                       **{**PAPER_TRAINING, "energy_l2": 0.0}),
         "ebm": dict(langevin_steps=100, **PAPER_EBM_SAMPLER, **PAPER_NETWORK, **{**PAPER_TRAINING, "energy_l2": 0.0}),
-        "grbm": dict(max_iter=50_000),
+        "grbm": dict(max_iter=50_000, **PAPER_GRBM),
     },
     "cpu": {
         # The NN-EFH at twice the EBM's learning rate, half of its training chains restarted from

@@ -153,6 +153,7 @@ def test_a_model_pickled_before_the_box_existed_keeps_sampling_without_one(digit
     est = _tiny(NNEFH).fit(digits)
     state = est.__getstate__()
     del state["chain_bounds"]  # as pickled by an earlier version, whose chains had no box
+    del state["_trained_params"]  # (nor a record of the parameters it was trained with)
     old = NNEFH.__new__(NNEFH)
     old.__setstate__(state)
     assert old.chain_bounds is None
@@ -160,3 +161,24 @@ def test_a_model_pickled_before_the_box_existed_keeps_sampling_without_one(digit
     assert samples.min() < digits.min() or samples.max() > digits.max()
     restored = pickle.loads(pickle.dumps(est))  # today's pickles keep their value
     assert restored.chain_bounds == "auto"
+
+
+def test_every_latent_draw_of_training_negatives_sees_a_state_in_the_box(monkeypatch):
+    """With negative_init a fraction, the noise part's first latent draw sees the clipped start."""
+    from skefh.samplers import training_negatives
+
+    model = tiny_nnefh(n_features=3)
+    seen = []
+    real = type(model).sample_latent
+
+    def recording(self, x, generator=None, temperature=None):
+        seen.append(float(x.abs().max()))
+        return real(self, x, generator, temperature)
+
+    monkeypatch.setattr(type(model), "sample_latent", recording)
+    settings_ = GibbsLangevinSettings(n_gibbs=1, n_langevin=2, step_size=0.01, bounds=(-1.0, 1.0))
+    x_pos = torch.zeros(8, 3, dtype=torch.float64)
+    x_init = 30.0 * torch.randn(8, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    training_negatives(model, x_pos, settings_, data_fraction=0.5, x_init=x_init,
+                       generator=torch.Generator().manual_seed(1))
+    assert len(seen) >= 3 and max(seen) <= 1.0

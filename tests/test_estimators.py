@@ -275,35 +275,26 @@ def test_a_refit_that_fails_leaves_no_stale_log_z():
 
 
 @pytest.mark.parametrize(
-    "make",
-    [
-        lambda: NNEFH(n_components=32, n_statistics=32, n_filters=8, gibbs_steps=1, langevin_steps=5, max_iter=20,
-                      ais_steps=100, random_state=0),
-        lambda: EBM(n_statistics=16, n_filters=4, langevin_steps=5, max_iter=20, ais_steps=100, random_state=0),
-        lambda: GRBM(n_components=64, gibbs_steps=5, langevin_steps=5, batch_size=64, max_iter=20, random_state=0),
-    ],
+    "cls, sizes",
+    [(NNEFH, dict(n_components=32, n_statistics=32, n_filters=8)), (EBM, dict(n_statistics=16, n_filters=4)),
+     (GRBM, dict(n_components=16))],
     ids=["nnefh", "ebm", "grbm"],
 )
-def test_default_use_raises_no_warnings(make):
-    """Fit, transform, sample and score with default settings (small sizes, short AIS) on digits.
+def test_default_use_raises_no_warnings(cls, sizes):
+    """Fit, transform, sample and score on digits with every parameter at its default except the
+    network's size and the number of updates.
 
     Every default EBM fit used to end with a LikelihoodWarning (AIS on one effective sample), as
     did the README's NN-EFH job. Now nothing warns: fit makes no AIS estimate, and a score whose
-    log Z cannot be estimated reliably raises a LikelihoodError instead (the EBM on images)."""
-    from skefh.estimators import LikelihoodError
-
-    est = make()
+    log Z cannot be estimated reliably raises a LikelihoodError instead (tested in
+    test_likelihood.py); at these sizes and 10 updates all three estimate it reliably (measured)."""
+    est = cls(**sizes, max_iter=10, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         est.fit(DIGITS_X[:500])
         assert est.transform(DIGITS_X[:10]).shape[0] == 10
         assert est.sample(4).shape == (4, 64)
-        try:
-            score = est.score(DIGITS_X[500:600])
-        except LikelihoodError as error:
-            assert isinstance(est, EBM), error
-        else:
-            assert np.isfinite(score)
+        assert np.isfinite(est.score(DIGITS_X[500:600]))
 
 
 def test_verbose_shows_a_progress_bar(capsys):

@@ -416,3 +416,30 @@ def test_latent_usage_tells_a_constant_posterior_from_a_varying_one():
     assert constant.features == "eta"  # restored
     with pytest.raises(ValueError, match="no latent layer"):
         latent_usage(EBM(n_statistics=4, n_filters=2, max_iter=0, device="cpu", log_partition=None).fit(X), X)
+
+
+def test_latent_usage_leaves_the_callers_estimator_alone():
+    """It reads the posterior without set_params on the estimator it was given (another thread
+    may be using it)."""
+    from sklearn.datasets import load_digits
+
+    from skefh import NNEFH
+    from skefh.metrics import latent_usage
+
+    X = load_digits().data[:64]
+    est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=1,
+                device="cpu", log_partition=None, random_state=0).fit(X)
+    before = dict(vars(est))
+    expected = est.set_params(features="mean").transform(X)
+    est.set_params(features="U")
+
+    def refuse(**params):
+        raise AssertionError(f"latent_usage called set_params({params}) on the caller's estimator")
+
+    est.set_params = refuse
+    try:
+        usage = latent_usage(est, X)
+    finally:
+        del est.set_params
+    assert vars(est).keys() == before.keys() and est.features == "U"
+    assert usage.posterior_std == pytest.approx(float(expected.std(axis=0).mean()))

@@ -128,11 +128,30 @@ def test_partial_fit_after_pickling_continues_the_buffer(cls):
     np.testing.assert_array_equal(est.transform(X[:5]), copy.transform(X[:5]))
 
 
-def test_the_buffer_is_used_and_bad_values_are_named():
+def test_the_buffer_is_used_and_bad_values_are_named(monkeypatch):
+    """With a buffer, every update after the first starts its chains from states earlier updates
+    stored (reinit 0: no fresh noise); without one, every update starts from noise."""
+    from skefh.samplers import replay as replay_module
+
+    starts = []
+    real = replay_module.training_negatives
+
+    def recording(*args, x_init=None, **kwargs):
+        out = real(*args, x_init=x_init, **kwargs)
+        starts.append((None if x_init is None else x_init.clone(), out["x"].clone()))
+        return out
+
+    monkeypatch.setattr(replay_module, "training_negatives", recording)
     params = {k: v for k, v in TINY.items() if k != "replay_buffer"}
-    plain = NNEFH(max_iter=6, replay_buffer=0, **params).fit(X)
-    replay = NNEFH(max_iter=6, replay_buffer=64, replay_reinit=0.0, **params).fit(X)
-    assert plain.history_[-1]["loss"] != replay.history_[-1]["loss"]  # the parameter is not ignored
+    NNEFH(max_iter=6, replay_buffer=0, **params).fit(X)
+    assert len(starts) == 6 and all(x_init is None for x_init, _ in starts)
+    starts.clear()
+    NNEFH(max_iter=6, replay_buffer=64, replay_reinit=0.0, **params).fit(X)
+    ended = starts[0][1].flatten(1).double()
+    later = starts[1][0].flatten(1).double()
+    # Update 2 draws rows of a 64-row buffer; those update 1 wrote hold its chains' final states.
+    continued = torch.cdist(later, ended).min(1).values < 1e-5
+    assert int(continued.sum()) >= 5, int(continued.sum())
     with pytest.raises(InvalidParameterError, match="replay_reinit"):
         NNEFH(replay_reinit=1.5, **params).fit(X)
     with pytest.raises(InvalidParameterError, match="replay_buffer"):

@@ -11,14 +11,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
+from numbers import Integral, Real
 from typing import Optional
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from ..nn.base import sampling_mode
+from ..nn.base import module_lock, sampling_mode
 from ..samplers import GibbsLangevinSettings, TrainingSampler
 from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, ProgressBar
 from ._likelihood import LikelihoodMixin
@@ -35,26 +38,58 @@ _FLOAT_DTYPES = [np.float64, np.float32]
 class BaseEnergyEstimator(
     SamplingMixin, LikelihoodMixin, PersistenceMixin, TransformerMixin, DensityMixin, BaseEstimator
 ):
-    """Shared implementation; see :class:`skefh.NNEFH` for the user-facing documentation."""
+    """Shared implementation; see :class:`skefh.NNEFH` for the user-facing documentation.
 
-    #: The parameters this class reads, which every estimator's spec must have
-    #: (:func:`skefh.estimators._params.with_parameters` checks it). Anything model-specific is
-    #: reached through the hooks below, never by name.
-    _base_parameters = (
-        "image_shape", "batch_size", "learning_rate", "max_iter", "optimizer", "lr_schedule", "data_noise",
-        "max_grad_norm", "energy_l2", "weight_decay", "features", "device", "random_state", "verbose",
-        "checkpoint_path", "checkpoint_every", "on_divergence", "callbacks", "log_partition", "ais_chains",
-        "ais_steps",
-    )
+    Where the public methods live, one mixin per capability:
 
-    #: Values ``features`` may take (each model's, from ``skefh.estimators._params``).
+    - ``fit``, ``partial_fit``, ``transform``, ``free_energy``, ``get_feature_names_out``:
+      here;
+    - ``sample``, ``sample_chains``, ``sampling_settings``: :class:`~._sampling.SamplingMixin`;
+    - ``score``, ``score_samples``, ``estimate_log_partition``:
+      :class:`~._likelihood.LikelihoodMixin`;
+    - pickling and ``from_checkpoint``: :class:`~._persistence.PersistenceMixin`.
+
+    The models (``nnefh.py``, ``ebm.py``, ``grbm.py``) fill in the hooks below.
+    """
+
+    #: Constraints of the parameters every estimator has, merged into each estimator's own
+    #: ``_parameter_constraints`` as scikit-learn merges a base class's
+    #: (``{**BaseEnergyEstimator._parameter_constraints, ...}``). This class reads no other
+    #: parameter by name: anything model-specific is reached through the hooks below.
+    _parameter_constraints: dict = {
+        "image_shape": [StrOptions({"auto"}), tuple, list, None],
+        "langevin_steps": [Interval(Integral, 0, None, closed="left")],
+        "step_size": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "optimizer": [StrOptions({"adam", "sgd"})],
+        "lr_schedule": [StrOptions({"constant", "cosine", "linear"})],
+        "data_noise": [Interval(Real, 0, None, closed="left")],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "energy_l2": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "checkpoint_path": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
+        "on_divergence": [StrOptions({"raise", "restore"})],
+        "callbacks": [list, tuple, None],
+        "log_partition": [StrOptions({"auto", "ais", "exact"}), None],
+        "ais_chains": [Interval(Integral, 1, None, closed="left")],
+        "ais_steps": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    #: Values ``features`` may take (each model's; the first is the default).
     _feature_options: tuple = ()
 
     # -- hooks for subclasses ---------------------------------------------------------------------
     def _build_module(self, input_shape: tuple, generator: torch.Generator):
         raise NotImplementedError
 
-    def _sampler_settings(self) -> GibbsLangevinSettings:
+    def _sampler_settings(self, params: dict) -> GibbsLangevinSettings:
+        """The sampler of training and ``sample`` for the parameter values ``params``."""
         raise NotImplementedError
 
     def _feature_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,6 +117,23 @@ class BaseEnergyEstimator(
     def _trainer_options(self) -> dict:
         """Extra keyword arguments of :class:`ContrastiveTrainer` (overridden per model)."""
         return {}
+
+    # -- what the capability mixins read (their interface to the fitted state) -----------------
+    def _trained_sampler_settings(self) -> GibbsLangevinSettings:
+        """The sampler the model was last trained with (pickles of earlier versions: the
+        parameters as they are)."""
+        return self._sampler_settings(getattr(self, "_trained_params", None) or self.get_params(deep=False))
+
+    def _output_dtype(self):
+        """The dtype of the training data, which ``sample`` returns."""
+        return self._fit_dtype
+
+    def _replay_buffer_state(self):
+        """The replay buffer's state dict (live during fit, else the fitted state), or None."""
+        live = getattr(self, "_live_trainer", None)  # sampling from inside fit (a callback)
+        if live is not None and getattr(live.negative_sampler, "buffer", None) is not None:
+            return live.negative_sampler.buffer.state_dict()
+        return ((getattr(self, "_trainer_state", None) or {}).get("sampler") or {}).get("replay_buffer")
 
     # -- shared helpers --------------------------------------------------------------------------
     def _input_shape(self) -> tuple:
@@ -155,6 +207,9 @@ class BaseEnergyEstimator(
         # weights.
         self._invalidate_log_partition()
         self._fit_dtype = X.dtype
+        # What the sampler of training and ``sample`` reads: the parameters as the model was
+        # last trained with (scikit-learn's rule: a parameter set later acts at the next fit).
+        self._trained_params = self.get_params(deep=False)
         self.n_iter_ = 0
         self.history_ = []
         self._trainer_state = None
@@ -208,7 +263,7 @@ class BaseEnergyEstimator(
 
     def _make_trainer(self, total_updates: int, n_updates: int, lr_schedule: str) -> ContrastiveTrainer:
         negative_sampler = TrainingSampler(
-            self._sampler_settings(),
+            self._sampler_settings(self._trained_params),
             data_fraction=self._negative_data_fraction(),
             keep=self._negative_samples,
             buffer=self._replay_buffer(),
@@ -236,21 +291,29 @@ class BaseEnergyEstimator(
         trainer.world = ddp
         if self._trainer_state is not None:
             trainer.load_state_dict(self._trainer_state)
+            # The optimizer's saved groups hold the hyperparameters of the previous call; this
+            # call runs with the estimator's (the rate is set per update from ``base_lrs``).
+            for group in trainer.optimizer.param_groups:
+                group["weight_decay"] = self.weight_decay
         return trainer
 
     def _run(self, X: np.ndarray, n_updates: int, lr_schedule: str) -> None:
-        trainer = self._make_trainer(self.max_iter, n_updates, lr_schedule)
-        data = self._to_tensor(self.range_map_.to_working(X))
-        data = trainer.world.shard(data)
-        self._live_trainer = trainer  # read by the checkpoint callback mid-fit
-        try:
-            with self._compiled():
-                trainer.fit(data, n_updates, self.batch_size)
-        finally:
-            self._live_trainer = None
-            self._trainer_state = trainer.state_dict()
-            self.history_ = trainer.history
-            self.n_iter_ = trainer.n_updates
+        # Other threads' transform, sample and score wait for the updates (and these for them):
+        # the lock is the one sampling_mode holds while the weights are frozen.
+        with module_lock(self.module_):
+            self._trained_params = self.get_params(deep=False)
+            trainer = self._make_trainer(self.max_iter, n_updates, lr_schedule)
+            data = self._to_tensor(self.range_map_.to_working(X))
+            data = trainer.world.shard(data)
+            self._live_trainer = trainer  # read by the checkpoint callback mid-fit
+            try:
+                with self._compiled():
+                    trainer.fit(data, n_updates, self.batch_size)
+            finally:
+                self._live_trainer = None
+                self._trainer_state = trainer.state_dict()
+                self.history_ = trainer.history
+                self.n_iter_ = trainer.n_updates
 
     # -- scikit-learn API -------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -270,7 +333,9 @@ class BaseEnergyEstimator(
             The fitted estimator.
         """
         X = self._validate_input(X, reset=True)
+        self._check_log_partition()  # before any update: an impossible request fails now
         self._initialise(X)
+        self._remember_bound_rows(X)
         self._data_fingerprint = data_fingerprint(X) if self.checkpoint_path is not None else None
         remaining = self._resume_from_checkpoint(X)
         if remaining > 0:
@@ -283,8 +348,13 @@ class BaseEnergyEstimator(
         """Run about one epoch of updates (``ceil(n_samples / batch_size)``) on ``X``.
 
         The first call initialises the model (and the data scaling, from this ``X``); later
-        calls continue with the same optimizer state. The learning rate is the constant
-        ``learning_rate``: ``lr_schedule`` needs a known horizon and applies to ``fit`` only.
+        calls continue with the same optimizer state. Each call reads the training parameters
+        as they are then (``learning_rate``, ``weight_decay``, the training sampler's
+        ``step_size``, ``replay_reinit``, ...; changed with ``set_params``); parameters that
+        define the model (its temperature, its network) take effect at the next ``fit``. The
+        learning rate is the constant ``learning_rate``: ``lr_schedule`` needs a known horizon
+        and applies to ``fit`` only, so after a cosine ``fit`` that ended near 0 the updates run
+        at the full ``learning_rate`` again (set a lower one to continue annealed).
         ``log_partition_`` is reset to None and not re-estimated here (that would cost more
         than the updates); ``score`` and ``score_samples`` estimate log Z privately when they
         are first called after (see ``log_partition``).
@@ -300,8 +370,10 @@ class BaseEnergyEstimator(
         """
         first = not hasattr(self, "module_")
         X = self._validate_input(X, reset=first)
+        self._check_log_partition()
         if first:
             self._initialise(X)
+        self._remember_bound_rows(X)
         n_updates = max(math.ceil(X.shape[0] / self.batch_size), 1)
         self._data_fingerprint = None
         self._run(X, n_updates, "constant")
@@ -344,7 +416,8 @@ class BaseEnergyEstimator(
         working = self.range_map_.to_working(X).astype(np.float64)
         # Float64 throughout: a log-density summed over thousands of terms deserves it, and it
         # makes each row's value independent of which other rows share its batch.
-        module = copy.deepcopy(self.module_).double()
+        with module_lock(self.module_):  # not in the middle of another thread's update
+            module = copy.deepcopy(self.module_).double()
         with sampling_mode(module), torch.inference_mode():
             parts = [module.free_energy(x).cpu().numpy() for x in self._chunks(working)]
         return np.concatenate(parts)

@@ -68,6 +68,11 @@ class LikelihoodMixin:
             return "exact"
         return "ais"
 
+    def _check_log_partition(self) -> None:
+        """Refuse ``log_partition="exact"`` where it is intractable, before ``fit`` trains."""
+        if self.log_partition == "exact":
+            self._estimate_method()
+
     def _fit_log_partition_method(self) -> str | None:
         """What ``fit`` computes: log Z where it is exact and cheap, or AIS when asked ("ais")."""
         if self.log_partition is None:
@@ -86,13 +91,22 @@ class LikelihoodMixin:
     _bound_variances = (0.05, 0.1, 0.25)
     #: The bound needs a density that is positive everywhere (the kernel density's support).
     _bound_applies = True
+    #: The kernel centres of that bound, in working units: training rows chosen by the seed
+    #: (None where none are known, e.g. after ``from_checkpoint``: no bound is then checked).
+    _bound_rows = None
+
+    def _remember_bound_rows(self, X) -> None:
+        """Keep up to ``_bound_centres`` rows of the training data ``X`` as kernel centres, so
+        that the bound, and the verdict on an AIS estimate, never depend on the rows scored."""
+        rows = np.random.default_rng(self._seed).permutation(len(X))[: self._bound_centres]
+        self._bound_rows = self.range_map_.to_working(X[np.sort(rows)])
 
     def _after_fit(self, X) -> None:
         self._invalidate_log_partition()
         method = self._fit_log_partition_method()
         if method is not None:
             if method == "ais" and self._bound_applies:
-                self.log_partition_lower_bound_ = self._kernel_lower_bound(X)
+                self.log_partition_lower_bound_ = self._kernel_lower_bound()
             self.estimate_log_partition()
 
     def _invalidate_log_partition(self) -> None:
@@ -106,12 +120,14 @@ class LikelihoodMixin:
         """The unnormalised log-density in working units whose normaliser is log Z."""
         return self.module_.log_density(x)
 
-    def _kernel_lower_bound(self, X) -> float:
-        """Largest over kernel variances of (bound - 3 standard errors); see
+    def _kernel_lower_bound(self) -> float | None:
+        """Largest over kernel variances of (bound - 3 standard errors), centred on the training
+        rows kept by :meth:`_remember_bound_rows` (None without them); see
         :func:`skefh.samplers.kernel_lower_bound`."""
-        rows = np.random.default_rng(self._seed).permutation(len(X))[: self._bound_centres]
+        if self._bound_rows is None:
+            return None
         dtype = next(self.module_.parameters()).dtype
-        centres = self._to_tensor(self.range_map_.to_working(X[np.sort(rows)])).to(dtype)
+        centres = self._to_tensor(self._bound_rows).to(dtype)
         generator = torch.Generator(device=self.device_).manual_seed(self._seed + 11)
         tau = self.module_.temperature
         bounds = []
@@ -202,29 +218,38 @@ class LikelihoodMixin:
                 lock = self.__dict__["_log_z_lock"] = threading.Lock()
             return lock
 
-    def _on_demand_log_partition(self, X) -> float:
+    def _on_demand_key(self) -> tuple:
+        """What an on-demand estimate depends on besides the weights: a change runs it anew."""
+        seed = self.random_state if self.random_state is None or isinstance(self.random_state, int) else None
+        return (self._estimate_method(), int(self.ais_chains), int(self.ais_steps), seed)
+
+    def _on_demand_log_partition(self) -> float:
         """log Z for ``score_samples`` when none is stored: estimated once, kept privately.
 
-        The kernel lower bound uses the rows being scored as centres (any rows give a valid
-        bound). A failure is cached too, so that scoring again does not rerun AIS.
+        The kernel lower bound is centred on training rows (:meth:`_remember_bound_rows`), not
+        on the rows being scored, so the verdict is the same whichever rows come first. A
+        failure is kept too, so that scoring again does not rerun AIS, but only for the
+        settings it was made with: new ``ais_chains``, ``ais_steps`` or ``random_state``
+        (``set_params``) make the next score estimate again.
         """
         with self._log_partition_lock():
+            key = self._on_demand_key()
             cached = getattr(self, "_log_partition_cache", None)
-            if cached is None:
-                if self._estimate_method() == "exact":
-                    cached = (self._exact_log_partition(), None)
+            if cached is None or cached[0] != key:
+                if key[0] == "exact":
+                    cached = (key, self._exact_log_partition(), None)
                 else:
                     result = self._ais(None, None, None)
-                    bound = self._kernel_lower_bound(X) if self._bound_applies else None
+                    bound = self._kernel_lower_bound() if self._bound_applies else None
                     problems = self._unreliable(result, bound)
-                    cached = (result.log_z, None) if not problems else (None, "; ".join(problems))
+                    cached = (key, result.log_z, None) if not problems else (key, None, "; ".join(problems))
                 self._log_partition_cache = cached
-        log_z, problem = cached
+        (_, n_chains, n_steps, _), log_z, problem = cached
         if problem is not None:
             raise LikelihoodError(
                 f"{type(self).__name__}.score_samples needs log Z, which this model has not stored "
                 f"(log_partition={self.log_partition!r}), and the estimate made on demand "
-                f"(AIS, {self.ais_chains} chains, {self.ais_steps} steps) is unreliable: {problem}. "
+                f"(AIS, {n_chains} chains, {n_steps} steps) is unreliable: {problem}. "
                 "Call estimate_log_partition(n_steps=...) with a larger budget to store a public "
                 "estimate (it warns while it is still unreliable), or set log_partition=None for "
                 "log-densities up to a constant. A temperature nearer 1 gives a less peaked "
@@ -275,4 +300,4 @@ class LikelihoodMixin:
             return values - self.log_partition_
         if self.log_partition is None:
             return values
-        return values - self._on_demand_log_partition(self._validate_input(X, reset=False))
+        return values - self._on_demand_log_partition()

@@ -8,7 +8,10 @@ hooks (:meth:`_replay_buffer`, :meth:`_compiled`) instead of the base reading th
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import torch
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import build_statistics_net
 from ..nn.base import compiled
@@ -29,6 +32,25 @@ def statistics_kind(statistics, image_shape):
 class NeuralStatisticsMixin:
     """Builds, compiles and feeds the network U of an estimator derived from
     :class:`skefh.estimators._base.BaseEnergyEstimator` (put the mixin first)."""
+
+    #: Constraints of the parameters NNEFH and EBM share (the network U, the model's
+    #: temperature and the chains), merged into theirs as the base class's are.
+    _parameter_constraints: dict = {
+        "n_statistics": [Interval(Integral, 1, None, closed="left")],
+        "n_filters": [Interval(Integral, 1, None, closed="left")],
+        "statistics": [StrOptions({"auto", "conv", "mlp"}), callable],
+        "attention": ["boolean", StrOptions({"last"})],
+        "downsample": [StrOptions({"maxpool", "avgpool", "stride"})],
+        "activation": [StrOptions({"leaky_relu", "swish"})],
+        "spectral_norm": ["boolean"],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "chain_bounds": [StrOptions({"auto"}), tuple, list, None],
+        "replay_buffer": [Interval(Integral, 0, None, closed="left")],
+        "replay_reinit": [Interval(Real, 0, 1, closed="both")],
+        "sampler_precision": [StrOptions({"float32", "bfloat16"})],
+        "metropolis": ["boolean"],
+        "compile": ["boolean", StrOptions({"default", "reduce-overhead", "max-autotune"})],
+    }
 
     def _build_statistics(self, input_shape, generator):
         kind = statistics_kind(self.statistics, self.image_shape_)

@@ -1,8 +1,10 @@
 """``sample``, ``sample_chains`` and ``sampling_settings``: the estimators' generation API.
 
-A mixin of :class:`skefh.estimators._base.BaseEnergyEstimator`, which supplies the fitted state
-it reads (``module_``, ``device_``, ``range_map_``, the trainer state) and the hooks
-``_sampler_settings``, ``_finalise_samples``, ``_compiled`` and the numpy/torch conversions.
+A mixin of :class:`skefh.estimators._base.BaseEnergyEstimator`. It reads the public fitted
+attributes (``module_``, ``device_``, ``range_map_``) and, for everything else, the methods the
+base class declares for it (``_trained_sampler_settings``, ``_replay_buffer_state``,
+``_output_dtype``, ``_finalise_samples``, ``_compiled``, the numpy/torch conversions), never
+another class's private attributes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..nn.base import sampling_mode
+from ..nn.base import module_lock, sampling_mode
 from ..samplers import gibbs_langevin
 
 __all__ = ["SamplingMixin", "seed_from"]
@@ -35,6 +37,12 @@ class SamplingMixin:
                step_size=None, temperature=None, random_state=None):
         """Generate samples; by default with the training sampler's settings.
 
+        The sampler is the one the model was last trained with (``fit`` or ``partial_fit``):
+        ``temperature``, ``step_size``, ``latent_temperature``, ``chain_bounds`` and the step
+        counts changed with ``set_params`` afterwards take effect at the next fit, as
+        scikit-learn's parameters do. This method's keyword arguments change the sampler for
+        one call.
+
         Parameters
         ----------
         n_samples : int, default=1
@@ -42,6 +50,7 @@ class SamplingMixin:
         X : array-like of shape (n, n_features), optional
             Algorithm 2 of the paper: the latent chain starts from the posterior of these rows.
             Without ``X`` the latent starts from the posterior of the visible chain's start.
+            Models without a latent layer (the EBM) raise ``ValueError`` when given ``X``.
         init : {"auto", "noise", "buffer"}, default="auto"
             Where the visible chains start: N(0, I) in working units (the paper's samplers), or
             the states of the training chains' replay buffer (persistent chains; needs a model
@@ -70,14 +79,18 @@ class SamplingMixin:
         ndarray of shape (n_samples, n_features)
             In the units and dtype of the training data (of ``X`` when given).
         """
-        out, dtype = self._draw(n_samples, X, random_state, keep="last", init=init, gibbs_steps=gibbs_steps,
-                                langevin_steps=langevin_steps, step_size=step_size, temperature=temperature)
-        with sampling_mode(self.module_), torch.no_grad():
-            samples = self._finalise_samples(out)
+        with module_lock(self.module_):  # the same weights from the first step to the result
+            out, dtype = self._draw(n_samples, X, random_state, keep="last", init=init, gibbs_steps=gibbs_steps,
+                                    langevin_steps=langevin_steps, step_size=step_size, temperature=temperature)
+            with sampling_mode(self.module_), torch.no_grad():
+                samples = self._finalise_samples(out)
         return self.range_map_.to_data(self._to_numpy(samples, np.float64), dtype)
 
     def sampling_settings(self, gibbs_steps=None, langevin_steps=None, step_size=None, temperature=None):
         """The sampler settings :meth:`sample` uses with these arguments.
+
+        Without arguments: the settings of the training sampler the model was last trained
+        with (not parameters set since; they act at the next fit).
 
         Parameters
         ----------
@@ -88,7 +101,8 @@ class SamplingMixin:
         -------
         skefh.samplers.GibbsLangevinSettings
         """
-        settings = self._sampler_settings()
+        check_is_fitted(self)
+        settings = self._trained_sampler_settings()
         changes = {}
         for name, field, value in (("gibbs_steps", "n_gibbs", gibbs_steps),
                                    ("langevin_steps", "n_langevin", langevin_steps)):
@@ -104,13 +118,6 @@ class SamplingMixin:
         if temperature is not None and settings.latent_temperature is not None:
             changes["latent_temperature"] = float(temperature)  # one density at the asked temperature
         return settings.with_(**changes)
-
-    def _replay_buffer_state(self):
-        """The replay buffer's state dict (live during fit, else the fitted state), or None."""
-        live = getattr(self, "_live_trainer", None)  # sampling from inside fit (a callback)
-        if live is not None and getattr(live.negative_sampler, "buffer", None) is not None:
-            return live.negative_sampler.buffer.state_dict()
-        return ((getattr(self, "_trainer_state", None) or {}).get("sampler") or {}).get("replay_buffer")
 
     def _has_replay_states(self) -> bool:
         buffer = self._replay_buffer_state()
@@ -131,6 +138,12 @@ class SamplingMixin:
     def _draw(self, n_samples, X, random_state, keep: str, init: str = "noise", **budget):
         """Validate the sampling arguments and run the sampler; return its dict and out dtype."""
         check_is_fitted(self)
+        if X is not None and not self.module_.has_latent:
+            name = type(self).__name__
+            raise ValueError(
+                f"{name} has no latent layer: sample(X=...) starts the latent chain from the posterior "
+                f"of X (Algorithm 2), which an {name} does not have. Call sample(n_samples) without X."
+            )
         if init not in ("auto", "noise", "buffer"):
             raise ValueError(f"init must be 'auto', 'noise' or 'buffer', got {init!r}")
         if init == "auto":
@@ -138,7 +151,7 @@ class SamplingMixin:
         seed = seed_from(random_state if random_state is not None else self.random_state)
         generator = torch.Generator(device=self.device_).manual_seed(seed)
         settings = self.sampling_settings(**budget)
-        dtype = self._fit_dtype
+        dtype = self._output_dtype()
         if X is not None:
             X = self._validate_input(X, reset=False)
             dtype = X.dtype
@@ -175,7 +188,8 @@ class SamplingMixin:
         ----------
         n_samples : int, default=1
         X : array-like of shape (n, n_features), optional
-            Start the latent chain from the posterior of these rows (Algorithm 2).
+            Start the latent chain from the posterior of these rows (Algorithm 2); not for
+            models without a latent layer (the EBM raises ``ValueError``).
         init, gibbs_steps, langevin_steps, step_size, temperature
             As in :meth:`sample`.
         random_state : int, RandomState instance or None, default=None
@@ -187,11 +201,12 @@ class SamplingMixin:
             Gibbs round m (for the GRBM with ``sample_mean=True`` the conditional mean), in the
             units of the training data.
         """
-        out, dtype = self._draw(n_samples, X, random_state, keep="all", init=init, gibbs_steps=gibbs_steps,
-                                langevin_steps=langevin_steps, step_size=step_size, temperature=temperature)
-        with sampling_mode(self.module_), torch.no_grad():
-            states = [out["x0"]] + [
-                self._finalise_samples({"x": x, "z": z}) for x, z in zip(out["xs"], out["zs"])
-            ]
+        with module_lock(self.module_):
+            out, dtype = self._draw(n_samples, X, random_state, keep="all", init=init, gibbs_steps=gibbs_steps,
+                                    langevin_steps=langevin_steps, step_size=step_size, temperature=temperature)
+            with sampling_mode(self.module_), torch.no_grad():
+                states = [out["x0"]] + [
+                    self._finalise_samples({"x": x, "z": z}) for x, z in zip(out["xs"], out["zs"])
+                ]
         frames = [self.range_map_.to_data(self._to_numpy(x, np.float64), dtype) for x in states]
         return np.stack(frames, axis=1)

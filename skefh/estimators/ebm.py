@@ -4,29 +4,165 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import StrOptions
 
 from ..nn import EBMEnergy
 from ..samplers import BoxPath, GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
 from ._neural import NeuralStatisticsMixin
-from ._params import EBM_FEATURES, EBM_PARAMETERS, with_parameters
 
 __all__ = ["EBM"]
 
 
-# __init__, _parameter_constraints and the docstring's {parameters} come from _params.py.
-@with_parameters(EBM_PARAMETERS)
 class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     """Energy-based model ``E(x) = w^T U(x) + c`` trained with short-run Langevin dynamics.
 
     The paper's baseline: the same sufficient-statistics network as :class:`NNEFH`, read out
-    by a learned vector instead of a latent layer. Each update starts ``batch_size`` chains
-    from N(0, I) (non-persistent; see ``replay_buffer``) and runs ``langevin_steps`` Langevin
-    steps.
+    by a learned vector instead of a latent layer. Each update runs ``batch_size`` chains of
+    ``langevin_steps`` Langevin steps. By default they continue from a replay buffer of earlier
+    updates' final states (``replay_buffer``; a fraction ``replay_reinit`` restarts from
+    noise); ``replay_buffer=0`` is the paper's short-run recipe, in which every update restarts
+    its chains from N(0, I).
 
     Parameters
     ----------
-    {parameters}
+    n_statistics : int, default=1024
+        N, the number of sufficient statistics U(x) (the network's last layer).
+    n_filters : int, default=128
+        Width of the first convolution of the image network (then 2x and 4x); unused by the MLP.
+    image_shape : "auto", tuple of (C, H, W) or None, default="auto"
+        How to view a row of X as an image. "auto" reads rows of H*H values (H >= 8) as 1xHxH
+        and rows of 3*H*H values as 3xHxH, for plain arrays only: data with column names (a
+        DataFrame; ``feature_names_in_``) are tabular whatever their width, and so is any other
+        length. None forces tabular data (the MLP). The resolved value is ``image_shape_``; with
+        ``verbose``, ``fit`` prints one line saying what "auto" resolved to and why.
+    statistics : {"auto", "conv", "mlp"} or callable, default="auto"
+        The network U. "auto": "conv" for images, "mlp" otherwise. A callable is called as
+        ``statistics(input_shape, n_statistics)`` and must return a ``torch.nn.Module``.
+    attention : bool or "last", default=True
+        Non-local attention blocks in the image network: after its first two stages, after the
+        second only ("last"), or none.
+    downsample : {"maxpool", "avgpool", "stride"}, default="maxpool"
+        How the image network halves the resolution at each stage (see
+        :class:`skefh.nn.ConvStatistics`).
+    activation : {"leaky_relu", "swish"}, default="leaky_relu"
+        Non-linearity of U (LeakyReLU with slope 0.05 in the reference).
+    spectral_norm : bool, default=False
+        Spectral normalisation of U's convolutions and dense layers (a stabiliser; see
+        :func:`skefh.nn.build_statistics_net` for what it leaves out).
+    langevin_steps : int, default=100
+        Steps of short-run Langevin per update. The paper does not state it; 100 is the first
+        author's first EBM configuration and Nijkamp et al.'s short-run setting.
+    step_size : float, default=0.05
+        Langevin step size epsilon: each step is
+        ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau) xi`` on the per-sample energy.
+    temperature : float, default=1e-3
+        tau: the model is ``exp(-E(x) / tau)`` and the Langevin chains target it. The paper's
+        EBM steps (step 1 on the summed energy, temperature 5e-5, as in the first author's code)
+        are ``step_size=1, temperature=5e-5``.
+    chain_bounds : "auto", (low, high) or None, default="auto"
+        A box that the visible chains of training and ``sample`` are clipped to after every
+        Langevin step (projected Langevin; the chains then target the density restricted to the
+        box). "auto" is the data's observed range for images (pixels cannot leave it; image EBMs
+        clip their chains in the same way) and no box for tabular data, whose densities have
+        Gaussian tails; a pair of numbers is a box in the units of X (the same for every
+        feature); None leaves the chains unbounded. On Fashion-MNIST at the ``cpu`` preset,
+        training that restarts many chains from noise ran away without the box
+        (``replay_reinit=0.3``: chains beyond ``|x| = 100`` at update 1,151) and stayed finite
+        with it (``replay_reinit=0.5``, 2,000 updates; generation page). ``score``,
+        ``score_samples`` and the log-partition function are those of the unrestricted density.
+    replay_buffer : int, default=10000
+        Size of a replay buffer of past chain states (persistent chains, as in Du & Mordatch
+        2019). Each update restarts its visible chains from stored final states of earlier
+        updates (all but ``replay_reinit`` of them, which restart from noise), so chains
+        accumulate Langevin steps across updates and stay near the model; ``sample`` then starts
+        from the buffer by default (``init="auto"``). 0 is the paper's recipe: every update
+        restarts its chains from N(0, I). On Fashion-MNIST at the ``cpu`` preset the buffer is
+        what kept training finite (without it, runs at learning rates 1e-4 and 2e-4 diverged
+        after 1,296 and 742 updates) and what made the samples recognisable (see the generation
+        page). The buffer (``replay_buffer`` x input size floats, 31 MB for Fashion-MNIST) is
+        part of the fitted state: checkpoints, pickles and ``partial_fit`` carry it. On
+        Fashion-MNIST over 10,000 updates, with ``replay_buffer=10000`` the features' linear
+        probe read 84.77 % at 10,000 against 84.53 % at 2,000 (without: 84.45 % against 84.88 %,
+        a decline that a paired test does not find significant, p = 0.10; see the stability page
+        of the docs).
+    replay_reinit : float, default=0.05
+        With a replay buffer, the probability that a chain restarts from fresh noise instead. It
+        may be changed between ``partial_fit`` calls (``set_params``); the stored chains are
+        kept. On digits, 0.3-0.6 gave better samples than 0.05 both from the buffer and from
+        noise; on Fashion-MNIST 0.3 made training diverge, as restarting every chain does
+        (generation page).
+    sampler_precision : {"float32", "bfloat16"}, default="float32"
+        Precision of the Langevin energy gradients. "bfloat16" runs them under bfloat16
+        autocast: about 2.8x faster on CPUs with native bfloat16 (and on recent GPUs), with
+        gradients within about 0.2 % of float32 (measured in ``benchmarks/bench_sampler.py``).
+        Training losses and the chain state stay float32.
+    metropolis : bool, default=False
+        Metropolis-adjusted Langevin (MALA) steps in training and ``sample``: each step is a
+        proposal accepted or rejected so that the chains leave the model's density invariant at
+        any ``step_size`` (proposals outside ``chain_bounds`` are rejected). Unadjusted steps
+        (False) sample a density that is off by O(``step_size``) and overshoot where the energy
+        is steep; adjusted ones make ``sample`` draw from the density that ``score`` measures,
+        given enough steps to mix.
+    compile : bool or {"default", "reduce-overhead", "max-autotune"}, default=False
+        Wrap U in ``torch.compile`` during ``fit`` and ``sample`` (a string selects the mode;
+        "reduce-overhead" uses CUDA graphs). It pays off on GPUs; on CPUs it measured slower.
+    batch_size : int, default=64
+    learning_rate : float, default=1e-4
+        Adam's learning rate (the paper does not state it; the first author's code uses 1e-4).
+    max_iter : int, default=1000
+        Number of parameter updates of ``fit`` (the paper trains 50,000); 0 initialises the
+        model without training it (the untrained-network baseline).
+    optimizer : {"adam", "sgd"}, default="adam"
+    lr_schedule : {"constant", "cosine", "linear"}, default="constant"
+    data_noise : float, default=0.03
+        Standard deviation of the Gaussian noise added to each data batch.
+    max_grad_norm : float or None, default=1.0
+        Clip the parameter-gradient norm of each update.
+    energy_l2 : float, default=0.0
+        Weight of the penalty ``mean(E_data^2) + mean(E_samples^2)`` (Du & Mordatch 2019); not
+        in the paper. It pins the mean data and sample energies near ``-1 / (2 energy_l2)`` and
+        ``+1 / (2 energy_l2)``, a permanent gap between samples and data: it keeps training
+        finite but stops the samples from matching the data. The ``paper`` presets set 0.01,
+        because their sampler (chains restarted from noise every update) diverges without it;
+        the default sampler with a replay buffer needs no penalty. On Fashion-MNIST with the CPU
+        preset, training with the paper's sampler without it diverged at update 244.
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW; plain L2 for SGD) on all parameters.
+    features : {"U"}, default="U"
+        ``transform`` returns the penultimate layer U(x).
+    device : "auto", str or torch.device, default="auto"
+        "auto" uses CUDA when available, else the CPU; resolved in ``fit`` (``device_``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, minibatch order and sampling; an int makes ``fit`` and ``sample``
+        reproducible on the CPU.
+    verbose : int, default=0
+        1 shows a progress bar, 2 adds a log line every 100 updates.
+    checkpoint_path : str or path-like, default=None
+        Write a resumable checkpoint there every ``checkpoint_every`` updates and at the end. If
+        the file exists when ``fit`` starts, the fit resumes from it.
+    checkpoint_every : int, default=1000
+    on_divergence : {"raise", "restore"}, default="raise"
+        On non-finite values or exploding chains: raise :class:`skefh.training.DivergenceError`,
+        or roll back to the last good state (kept every 100 updates), halve the learning rate
+        and run the discarded updates again (at most three times, then raise), so that a fit
+        that returns has performed ``max_iter`` updates.
+    callbacks : list of skefh.training.Callback, default=None
+        Extra hooks called after every update.
+    log_partition : {"auto", "ais", "exact"} or None, default="auto"
+        The log-partition function log Z that normalises ``score_samples``. "auto": ``fit``
+        computes it only where it is exact and cheap (a GRBM with few hidden units); otherwise
+        ``score_samples`` estimates it by annealed importance sampling on first use, keeps it
+        privately, and raises :class:`skefh.estimators.LikelihoodError` if that estimate is
+        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (it
+        costs 12-28 % of a short CPU fit; see the likelihood page), stored in
+        ``log_partition_``, with a :class:`skefh.estimators.LikelihoodWarning` if unreliable.
+        "exact": enumeration (GRBM with few hidden units). None: no log Z, and ``score_samples``
+        is the log-density up to a constant (unless :meth:`estimate_log_partition` is called).
+    ais_chains : int, default=64
+        Chains of the AIS estimate.
+    ais_steps : int, default=1000
+        Intermediate distributions of the AIS estimate.
 
     Attributes
     ----------
@@ -45,6 +181,14 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
 
     Notes
     -----
+    Parameters changed with ``set_params`` after fitting take effect at the next ``fit``, as
+    scikit-learn's do: ``temperature`` is part of the fitted model, and ``sample`` draws with
+    the sampler of the last ``fit`` or ``partial_fit`` (``step_size``, ``chain_bounds``,
+    ``langevin_steps``; :meth:`sample`'s keyword arguments change it for one call).
+    ``partial_fit`` reads the training parameters anew at each call; ``features`` is read by
+    each ``transform``. One fitted estimator may be used from several threads: calls that
+    evaluate or train its model take turns on it.
+
     ``E`` alone need not be integrable on R^D (it has no quadratic term), so the density that
     ``score_samples`` evaluates adds a containment term outside a box ``support_``:
     ``p(w) proportional to exp(-(E(w) + ||w - clamp(w, support_)||^2) / tau)``. Inside the box
@@ -78,7 +222,61 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     (64, 16)
     """
 
-    _feature_options = EBM_FEATURES
+    _feature_options = ("U",)
+
+    _parameter_constraints: dict = {
+        **BaseEnergyEstimator._parameter_constraints,
+        **NeuralStatisticsMixin._parameter_constraints,
+        "features": [StrOptions({"U"})],
+    }
+
+    def __init__(
+        self, *, n_statistics=1024, n_filters=128, image_shape="auto", statistics="auto", attention=True,
+        downsample="maxpool", activation="leaky_relu", spectral_norm=False, langevin_steps=100, step_size=0.05,
+        temperature=1e-3, chain_bounds="auto", replay_buffer=10_000, replay_reinit=0.05, sampler_precision="float32",
+        metropolis=False, compile=False, batch_size=64, learning_rate=1e-4, max_iter=1000, optimizer="adam",
+        lr_schedule="constant",
+        data_noise=0.03, max_grad_norm=1.0, energy_l2=0.0, weight_decay=0.0, features="U", device="auto",
+        random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000, on_divergence="raise",
+        callbacks=None, log_partition="auto", ais_chains=64, ais_steps=1000,
+    ):
+        self.n_statistics = n_statistics
+        self.n_filters = n_filters
+        self.image_shape = image_shape
+        self.statistics = statistics
+        self.attention = attention
+        self.downsample = downsample
+        self.activation = activation
+        self.spectral_norm = spectral_norm
+        self.langevin_steps = langevin_steps
+        self.step_size = step_size
+        self.temperature = temperature
+        self.chain_bounds = chain_bounds
+        self.replay_buffer = replay_buffer
+        self.replay_reinit = replay_reinit
+        self.sampler_precision = sampler_precision
+        self.metropolis = metropolis
+        self.compile = compile
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
+        self.data_noise = data_noise
+        self.max_grad_norm = max_grad_norm
+        self.energy_l2 = energy_l2
+        self.weight_decay = weight_decay
+        self.features = features
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.on_divergence = on_divergence
+        self.callbacks = callbacks
+        self.log_partition = log_partition
+        self.ais_chains = ais_chains
+        self.ais_steps = ais_steps
 
     def _build_module(self, input_shape, generator):
         statistics = self._build_statistics(input_shape, generator)
@@ -86,13 +284,14 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
             statistics, input_shape, self.n_statistics, generator=generator, temperature=self.temperature
         )
 
-    def _sampler_settings(self) -> GibbsLangevinSettings:
+    def _sampler_settings(self, p: dict) -> GibbsLangevinSettings:
         return GibbsLangevinSettings(
             n_gibbs=1,
-            n_langevin=self.langevin_steps,
-            step_size=self.step_size,
-            precision=self.sampler_precision,
-            bounds=self._chain_box(self.chain_bounds),
+            n_langevin=p["langevin_steps"],
+            step_size=p["step_size"],
+            precision=p["sampler_precision"],
+            metropolis=p.get("metropolis", False),
+            bounds=self._chain_box(p["chain_bounds"]),
         )
 
     def _feature_tensor(self, x):

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import torch
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import GRBMEnergy
 from ..samplers import GibbsLangevinSettings, GRBMPath, grbm_exact_log_partition
 from ._base import BaseEnergyEstimator
-from ._params import GRBM_FEATURES, GRBM_PARAMETERS, with_parameters
 
 __all__ = ["GRBM"]
 
 
-# __init__, _parameter_constraints and the docstring's {parameters} come from _params.py.
-@with_parameters(GRBM_PARAMETERS)
 class GRBM(BaseEnergyEstimator):
     """Gaussian-Bernoulli RBM with learned variances, trained with Gibbs-Langevin sampling.
 
@@ -21,12 +21,97 @@ class GRBM(BaseEnergyEstimator):
     learned per-dimension log-variances. Training follows Liao et al.'s "modified CD": every
     update starts ``batch_size`` chains from N(0, I), runs ``gibbs_steps`` rounds of
     ``langevin_steps`` Langevin steps (cosine step schedule restarted every round, step size
-    ``step_size * mean(sigma^2)``, energies divided by the batch size), and averages the
-    negative statistics over all rounds.
+    ``step_size * mean(sigma^2)``), and averages the negative statistics over all rounds. Given
+    h the visible conditional is Gaussian, so each Langevin block is integrated exactly (stable
+    at any step). By default both halves of the chain target the model itself
+    (``energy_scale=1``); the reference's energies divided by the batch size
+    (``energy_scale="batch"``, the ``paper`` presets) make its x-steps sample a density B times
+    wider than the model, and the learned variances then shrink towards zero as training goes
+    on.
 
     Parameters
     ----------
-    {parameters}
+    n_components : int, default=4096
+        Number of hidden units (the reference's MNIST configuration; 10,000 for Fashion-MNIST).
+    image_shape : "auto", tuple of (C, H, W) or None, default="auto"
+        Only decides the data scaling (images: observed range to [-1, 1]; tabular:
+        standardisation); the GRBM always sees flattened rows. "auto" as in :class:`NNEFH`
+        (named columns are tabular).
+    gibbs_steps : int, default=100
+        Gibbs rounds per update (the reference's ``CD_step``).
+    langevin_steps : int, default=10
+        L, Langevin steps per Gibbs round.
+    step_size : float, default=20.0
+        ``Langevin_eta``; the actual largest step is ``step_size * mean(sigma^2)``.
+    energy_scale : "batch" or float, default=1.0
+        Factor s on the energy in the Langevin drift, ``v <- v - eps s dE/dv + sqrt(2 eps) xi``.
+        "batch" is ``1 / batch_size``, as in the reference code, whose energies are divided by
+        the batch size: its x-steps then target exp(-E / B), a density B times hotter than the
+        model's, while the latent draws stay at the model's p(h | v). 1.0 makes both halves
+        target the model, exp(-E): the negatives then come from the density that ``score``
+        measures, and the variances do not collapse.
+    step_schedule : {"cosine", "constant"}, default="cosine"
+    sampler : {"gibbs_langevin", "gibbs"}, default="gibbs_langevin"
+        "gibbs" draws v ~ p(v | h) exactly instead of Langevin steps.
+    negative_samples : {"all", "last"}, default="all"
+        Average the negative statistics over every Gibbs round (reference) or use the last.
+    sample_mean : bool, default=False
+        ``sample`` returns the conditional mean ``W h + mu`` of the final latent state, as the
+        reference does for its figures, instead of the last visible state (a draw from the
+        model, the default).
+    init_var : float, default=1.0
+        Initial variance sigma^2.
+    batch_size : int, default=512
+    learning_rate : float, default=0.01
+        Learning rate of ``optimizer`` (the reference's SGD uses 0.01).
+    max_iter : int, default=1000
+        Number of parameter updates of ``fit`` (the paper trains 50,000); 0 initialises the
+        model without training it (the untrained-network baseline).
+    optimizer : {"adam", "sgd"}, default="adam"
+    lr_schedule : {"constant", "cosine", "linear"}, default="cosine"
+    data_noise : float, default=0.0
+        Standard deviation of the Gaussian noise added to each data batch.
+    max_grad_norm : float or None, default=10.0
+        Clip the parameter-gradient norm of each update.
+    energy_l2 : float, default=0.0
+        Weight of the penalty ``mean(E_data^2) + mean(E_samples^2)`` (Du & Mordatch 2019); 0, as
+        in the reference.
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW; plain L2 for SGD) on all parameters.
+    features : {"mean", "eta"}, default="mean"
+        ``transform`` returns p(h = 1 | v) or the logits eta(v).
+    device : "auto", str or torch.device, default="auto"
+        "auto" uses CUDA when available, else the CPU; resolved in ``fit`` (``device_``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, minibatch order and sampling; an int makes ``fit`` and ``sample``
+        reproducible on the CPU.
+    verbose : int, default=0
+        1 shows a progress bar, 2 adds a log line every 100 updates.
+    checkpoint_path : str or path-like, default=None
+        Write a resumable checkpoint there every ``checkpoint_every`` updates and at the end. If
+        the file exists when ``fit`` starts, the fit resumes from it.
+    checkpoint_every : int, default=1000
+    on_divergence : {"raise", "restore"}, default="raise"
+        On non-finite values or exploding chains: raise :class:`skefh.training.DivergenceError`,
+        or roll back to the last good state (kept every 100 updates), halve the learning rate
+        and run the discarded updates again (at most three times, then raise), so that a fit
+        that returns has performed ``max_iter`` updates.
+    callbacks : list of skefh.training.Callback, default=None
+        Extra hooks called after every update.
+    log_partition : {"auto", "ais", "exact"} or None, default="auto"
+        The log-partition function log Z that normalises ``score_samples``. "auto": ``fit``
+        computes it only where it is exact and cheap (a GRBM with few hidden units); otherwise
+        ``score_samples`` estimates it by annealed importance sampling on first use, keeps it
+        privately, and raises :class:`skefh.estimators.LikelihoodError` if that estimate is
+        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (it
+        costs 12-28 % of a short CPU fit; see the likelihood page), stored in
+        ``log_partition_``, with a :class:`skefh.estimators.LikelihoodWarning` if unreliable.
+        "exact": enumeration (GRBM with few hidden units). None: no log Z, and ``score_samples``
+        is the log-density up to a constant (unless :meth:`estimate_log_partition` is called).
+    ais_chains : int, default=64
+        Chains of the AIS estimate.
+    ais_steps : int, default=1000
+        Intermediate distributions of the AIS estimate.
 
     Attributes
     ----------
@@ -41,6 +126,14 @@ class GRBM(BaseEnergyEstimator):
 
     Notes
     -----
+    Parameters changed with ``set_params`` after fitting take effect at the next ``fit``, as
+    scikit-learn's do: ``sample`` draws with the sampler of the last ``fit`` or ``partial_fit``
+    (``step_size``, ``energy_scale``, ``step_schedule``, ``sampler``, the step counts;
+    :meth:`sample`'s keyword arguments change it for one call). ``partial_fit`` reads the
+    training parameters anew at each call; ``features`` is read by each ``transform``. One
+    fitted estimator may be used from several threads: calls that evaluate or train its model
+    take turns on it.
+
     ``score_samples`` is ``-F(v) - log Z`` plus the log-Jacobian of the data scaling, with the
     closed form ``F(v) = sum (v - mu)^2 / (2 sigma^2) - sum softplus(W^T (v / sigma^2) + b)``.
 
@@ -60,12 +153,65 @@ class GRBM(BaseEnergyEstimator):
     (64, 8)
     """
 
-    _feature_options = GRBM_FEATURES
+    _feature_options = ("mean", "eta")
 
-    def _resolved_energy_scale(self) -> float:
-        if isinstance(self.energy_scale, str):
-            return 1.0 / self.batch_size  # the reference divides every energy by the batch size
-        return float(self.energy_scale)
+    _parameter_constraints: dict = {
+        **BaseEnergyEstimator._parameter_constraints,
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "gibbs_steps": [Interval(Integral, 1, None, closed="left")],
+        "energy_scale": [StrOptions({"batch"}), Interval(Real, 0, None, closed="neither")],
+        "step_schedule": [StrOptions({"cosine", "constant"})],
+        "sampler": [StrOptions({"gibbs_langevin", "gibbs"})],
+        "negative_samples": [StrOptions({"all", "last"})],
+        "sample_mean": ["boolean"],
+        "init_var": [Interval(Real, 0, None, closed="neither")],
+        "features": [StrOptions({"mean", "eta"})],
+    }
+
+    def __init__(
+        self, n_components=4096, *, image_shape="auto", gibbs_steps=100, langevin_steps=10, step_size=20.0,
+        energy_scale=1.0, step_schedule="cosine", sampler="gibbs_langevin", negative_samples="all",
+        sample_mean=False, init_var=1.0, batch_size=512, learning_rate=0.01, max_iter=1000, optimizer="adam",
+        lr_schedule="cosine", data_noise=0.0, max_grad_norm=10.0, energy_l2=0.0, weight_decay=0.0, features="mean",
+        device="auto", random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000,
+        on_divergence="raise", callbacks=None, log_partition="auto", ais_chains=64, ais_steps=1000,
+    ):
+        self.n_components = n_components
+        self.image_shape = image_shape
+        self.gibbs_steps = gibbs_steps
+        self.langevin_steps = langevin_steps
+        self.step_size = step_size
+        self.energy_scale = energy_scale
+        self.step_schedule = step_schedule
+        self.sampler = sampler
+        self.negative_samples = negative_samples
+        self.sample_mean = sample_mean
+        self.init_var = init_var
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
+        self.data_noise = data_noise
+        self.max_grad_norm = max_grad_norm
+        self.energy_l2 = energy_l2
+        self.weight_decay = weight_decay
+        self.features = features
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.on_divergence = on_divergence
+        self.callbacks = callbacks
+        self.log_partition = log_partition
+        self.ais_chains = ais_chains
+        self.ais_steps = ais_steps
+
+    def _resolved_energy_scale(self, p: dict) -> float:
+        if isinstance(p["energy_scale"], str):
+            return 1.0 / p["batch_size"]  # the reference divides every energy by the batch size
+        return float(p["energy_scale"])
 
     @property
     def _negative_samples(self):
@@ -77,20 +223,20 @@ class GRBM(BaseEnergyEstimator):
     def _build_module(self, input_shape, generator):
         return GRBMEnergy(input_shape[0], self.n_components, init_var=self.init_var, generator=generator)
 
-    def _sampler_settings(self) -> GibbsLangevinSettings:
+    def _sampler_settings(self, p: dict) -> GibbsLangevinSettings:
         return GibbsLangevinSettings(
-            n_gibbs=self.gibbs_steps,
-            n_langevin=self.langevin_steps,
-            step_size=self.step_size,
-            energy_scale=self._resolved_energy_scale(),
-            schedule=self.step_schedule,
-            visible_step="exact" if self.sampler == "gibbs" else "langevin",
+            n_gibbs=p["gibbs_steps"],
+            n_langevin=p["langevin_steps"],
+            step_size=p["step_size"],
+            energy_scale=self._resolved_energy_scale(p),
+            schedule=p["step_schedule"],
+            visible_step="exact" if p["sampler"] == "gibbs" else "langevin",
         )
 
     def _chain_limit(self) -> float:
         # The reference's Langevin runs at temperature 1 / energy_scale (the batch size): its
         # chains are that much wider than the data by design.
-        hot = 1.0 / self._resolved_energy_scale() if self.sampler != "gibbs" else 1.0
+        hot = 1.0 / self._resolved_energy_scale(self.get_params(deep=False)) if self.sampler != "gibbs" else 1.0
         return 100.0 * max(1.0, hot) ** 0.5
 
     def _finalise_samples(self, out: dict) -> torch.Tensor:

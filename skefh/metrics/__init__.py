@@ -1,8 +1,17 @@
 """Evaluation metrics: linear probes, Fréchet distances/FID, sample quality judged by a
 classifier trained on the data, nearest neighbours, chain distances, latent usage, bits per
-dimension."""
+dimension, and densities checked by quadrature and MMD."""
 
 from .chains import ChainDistance, chain_distance
+from .density import (
+    GridDensity,
+    MMDTest,
+    SampleScoreAgreement,
+    grid_log_partition,
+    mmd,
+    mmd_test,
+    sample_score_agreement,
+)
 from .frechet import FIDResult, fid, frechet_distance, frechet_distance_from_stats
 from .judge import ImageJudge
 from .latent import LatentUsage, latent_usage
@@ -34,4 +43,11 @@ __all__ = [
     "class_coverage",
     "mean_confidence",
     "sample_quality",
+    "GridDensity",
+    "grid_log_partition",
+    "mmd",
+    "MMDTest",
+    "mmd_test",
+    "SampleScoreAgreement",
+    "sample_score_agreement",
 ]

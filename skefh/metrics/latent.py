@@ -52,7 +52,8 @@ def latent_usage(estimator, X) -> LatentUsage:
     ----------
     estimator : fitted NNEFH or GRBM
         Its ``transform`` with ``features="mean"`` gives the posterior means p(z = 1 | x) at
-        the model's temperature; ``features`` is restored afterwards.
+        the model's temperature; it is read through a shallow copy, so the caller's
+        estimator (which another thread may be using) is never changed.
     X : array-like of shape (n_samples, n_features)
         At least two rows (e.g. held-out data).
 
@@ -65,11 +66,12 @@ def latent_usage(estimator, X) -> LatentUsage:
         raise ValueError(f"{type(estimator).__name__} has no latent layer")
     if len(X) < 2:
         raise ValueError(f"latent_usage needs at least two rows of X, got {len(X)}")
-    features = estimator.features
-    try:
-        probabilities = np.asarray(estimator.set_params(features="mean").transform(X), dtype=np.float64)
-    finally:
-        estimator.set_params(features=features)
+    # A view sharing the fitted state (not copy.copy, which pickles the model through the
+    # estimator's __getstate__), with only ``features`` changed.
+    view = object.__new__(type(estimator))
+    view.__dict__.update(vars(estimator))
+    view.features = "mean"
+    probabilities = np.asarray(view.transform(X), dtype=np.float64)
     on = probabilities > 0.5
     varying = float(np.mean(on.any(axis=0) & ~on.all(axis=0)))
     always_on = float(np.mean(on.all(axis=0)))

@@ -8,6 +8,8 @@ three models.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
@@ -15,10 +17,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["EnergyModel", "GradFn", "input_gradient", "compiled", "sampling_mode"]
+__all__ = ["EnergyModel", "EnergyGradFn", "GradFn", "input_gradient", "compiled", "module_lock", "sampling_mode"]
 
 #: ``grad_fn(x) -> dE/dx`` with the same shape as ``x`` (per-sample gradients).
 GradFn = Callable[[torch.Tensor], torch.Tensor]
+#: ``fn(x) -> (E, dE/dx)``: per-sample energies of shape (B,) and their input gradients.
+EnergyGradFn = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
 
 def input_gradient(net: nn.Module, x: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
@@ -102,6 +106,22 @@ class EnergyModel(nn.Module):
         """
         raise NotImplementedError
 
+    def conditional_energy(self, z: Optional[torch.Tensor]) -> EnergyGradFn:
+        """Return ``fn(x) = (E(z, x), dE(z, x)/dx)`` for a fixed latent ``z``.
+
+        What a Metropolis-adjusted Langevin step needs: the energy to accept or reject a move,
+        and its gradient for the next proposal, from one forward and one backward pass.
+        """
+
+        def energy_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.enable_grad():
+                x = x.detach().requires_grad_(True)
+                energy = self.energy(x, z)
+                (grad,) = torch.autograd.grad(energy.sum(), x)
+            return energy.detach(), grad
+
+        return energy_and_grad
+
     def free_energy_grad(self, x: torch.Tensor) -> torch.Tensor:
         """dF/dx per sample (Langevin on the marginal, AIS transitions)."""
         with torch.enable_grad():
@@ -135,9 +155,12 @@ class EnergyModel(nn.Module):
 
     # -- optional -------------------------------------------------------------------------------
     def sample_visible(
-        self, z: torch.Tensor, generator: Optional[torch.Generator] = None
+        self,
+        z: torch.Tensor,
+        generator: Optional[torch.Generator] = None,
+        temperature: Optional[float] = None,
     ) -> torch.Tensor:
-        """Exact draw x ~ p(x | z), where the emission is a standard family."""
+        """Exact draw x ~ p_T(x | z) of exp(-E / T) (default T = tau), where the emission is a standard family."""
         raise NotImplementedError(
             f"{type(self).__name__} has no closed-form emission; use Langevin steps"
         )
@@ -147,9 +170,28 @@ class EnergyModel(nn.Module):
         return 1.0
 
 
+# One re-entrant lock per module, kept beside it (a lock neither pickles nor deep-copies).
+_MODULE_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_MODULE_LOCKS_GUARD = threading.Lock()
+
+
+def module_lock(model: nn.Module) -> threading.RLock:
+    """The re-entrant lock that :func:`sampling_mode` holds on ``model``.
+
+    Code that trains ``model`` while other threads may sample from it holds this lock across
+    each forward and backward pass (the estimators hold it for a whole ``fit`` or
+    ``partial_fit``), so that no thread freezes the parameters in the middle of an update.
+    """
+    with _MODULE_LOCKS_GUARD:
+        lock = _MODULE_LOCKS.get(model)
+        if lock is None:
+            lock = _MODULE_LOCKS[model] = threading.RLock()
+        return lock
+
+
 @contextmanager
 def sampling_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Freeze ``model`` for sampling and restore it afterwards.
+    """Freeze ``model`` for sampling and restore it afterwards; one thread at a time.
 
     Training, ``transform``, the samplers and AIS all evaluate a model whose weights must not
     move, so this lives with the models (also importable as ``skefh.samplers.sampling_mode``).
@@ -159,19 +201,27 @@ def sampling_mode(model: nn.Module) -> Iterator[nn.Module]:
     convolution's input gradient take their oneDNN paths on the CPU (:mod:`skefh.nn.frozen`).
     The module is put in eval mode, and parametrised weights (spectral normalisation) are
     computed once for the whole chain instead of at every step.
+
+    Those flags belong to the module, which every thread shares: saved and restored without a
+    lock, two overlapping blocks restored each other's frozen flags and left the model
+    untrainable. The block therefore holds :func:`module_lock`: blocks on one model from several
+    threads run one after another, a block nested in another on the same thread is free (the
+    lock is re-entrant, and the inner block restores what it found: frozen), and the outermost
+    block restores the flags it found.
     """
-    flags = [p.requires_grad for p in model.parameters()]
-    was_training = model.training
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.eval()
-    try:
-        with parametrize.cached():
-            yield model
-    finally:
-        for p, flag in zip(model.parameters(), flags):
-            p.requires_grad_(flag)
-        model.train(was_training)
+    with module_lock(model):
+        flags = [p.requires_grad for p in model.parameters()]
+        was_training = model.training
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.eval()
+        try:
+            with parametrize.cached():
+                yield model
+        finally:
+            for p, flag in zip(model.parameters(), flags):
+                p.requires_grad_(flag)
+            model.train(was_training)
 
 
 @contextmanager

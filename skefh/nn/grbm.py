@@ -9,12 +9,22 @@
 The reference code (DSL-Lab/GRBM) divides every energy by the batch size; here energies are per
 sample and the 1/B factor is the samplers' ``energy_scale`` (same dynamics, one convention for
 all models). Variances are parameterised by their logarithm and clipped below at 1e-8.
+
+Given h the visible conditional is Gaussian, so the Langevin diffusion on v (the x-half of
+Gibbs-Langevin) is an Ornstein-Uhlenbeck process whose transition over a step of length eps is
+known in closed form (:meth:`GRBMEnergy.conditional_langevin`). The samplers use it instead of the
+Euler step ``v - eps s dE/dv + sqrt(2 eps T) xi``: the Euler step is unstable once
+``eps s / sigma_i^2 > 2`` (the chain oscillates to infinity and the next Bernoulli draw fails) and
+below that it inflates the conditional variance by ``1 / (1 - eps s / (2 sigma_i^2))``, which the
+learned variances then shrink to compensate. The exact transition keeps N(W h + mu, T sigma^2 / s)
+invariant for every step size and agrees with the Euler step to first order in
+``eps s / sigma^2`` (the reference's regime, where that ratio is about 1 / B).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -82,11 +92,38 @@ class GRBMEnergy(EnergyModel):
         return h @ self.weight.T + self.mu
 
     def sample_visible(
-        self, h: torch.Tensor, generator: Optional[torch.Generator] = None
+        self,
+        h: torch.Tensor,
+        generator: Optional[torch.Generator] = None,
+        temperature: Optional[float] = None,
     ) -> torch.Tensor:
+        """Draw v ~ p_T(v | h) = N(W h + mu, diag(T sigma^2)), the conditional of exp(-E / T).
+
+        ``temperature`` defaults to the model's tau.
+        """
+        tau = self.temperature if temperature is None else float(temperature)
         mean = self.visible_mean(h)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + noise * self.variance().sqrt()
+        return mean + noise * (tau * self.variance()).sqrt()
+
+    def sample_latent(
+        self,
+        x: torch.Tensor,
+        generator: Optional[torch.Generator] = None,
+        temperature: Optional[float] = None,
+    ) -> torch.Tensor:
+        """Draw h ~ Bern(sigmoid(eta(v) / T)); a clear error instead of torch's on a non-finite chain."""
+        probs = self.posterior_probabilities(x, temperature)
+        if not bool(torch.isfinite(probs).all()):
+            var = self.variance().detach()
+            raise FloatingPointError(
+                "the GRBM's sampling chain became non-finite (visible states "
+                f"{'finite' if bool(torch.isfinite(x).all()) else 'non-finite'}, learned variances in "
+                f"[{float(var.min()):.3g}, {float(var.max()):.3g}], weights "
+                f"{'finite' if bool(torch.isfinite(self.weight).all()) else 'non-finite'}). The parameters "
+                "have diverged: lower learning_rate or max_grad_norm, or refit."
+            )
+        return torch.bernoulli(probs, generator=generator)
 
     def conditional_grad(self, h: Optional[torch.Tensor]) -> GradFn:
         if h is None:
@@ -99,6 +136,50 @@ class GRBMEnergy(EnergyModel):
             return (v - mean) * inv_var
 
         return grad_fn
+
+    def conditional_langevin(
+        self,
+        v: torch.Tensor,
+        h: torch.Tensor,
+        steps: Sequence[float],
+        *,
+        temperature: float = 1.0,
+        energy_scale: float = 1.0,
+        bounds: Optional[tuple] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> dict:
+        """Langevin dynamics on v given h, integrated exactly over each step.
+
+        The diffusion ``dv = -s dE/dv dt + sqrt(2 T) dW`` with ``dE/dv = (v - m) / sigma^2``,
+        ``m = W h + mu``, is an Ornstein-Uhlenbeck process: over a step of length eps
+
+            v <- m + (v - m) exp(-eps s / sigma^2) + sqrt(T sigma^2 / s (1 - exp(-2 eps s / sigma^2))) xi,
+
+        which leaves N(m, T sigma^2 / s) invariant for any eps (Euler's step, the reference's, is
+        its first-order expansion). Arguments and result as :func:`skefh.samplers.langevin`
+        (``grad_fn`` replaced by ``h``).
+        """
+        mean = self.visible_mean(h).detach()
+        var = self.variance().detach()
+        rate = energy_scale / var  # (D,): the drift coefficient s / sigma_i^2
+        stationary_sd = (temperature * var / energy_scale).sqrt()
+        if bounds is not None:
+            low, high = (torch.as_tensor(b, dtype=v.dtype, device=v.device) for b in bounds)
+        v = v.detach().clone()
+        if bounds is not None:
+            v = torch.maximum(torch.minimum(v, high), low)
+        noise = torch.empty_like(v)
+        grad_norm = torch.zeros((), device=v.device, dtype=torch.float32)
+        for eps in steps:
+            offset = v - mean
+            grad_norm += (offset * rate).flatten(1).norm(dim=1).mean().float()
+            decay = torch.exp(-eps * rate)
+            spread = stationary_sd * (-torch.expm1(-2.0 * eps * rate)).sqrt()
+            noise.normal_(generator=generator)
+            v = mean + offset * decay + spread * noise
+            if bounds is not None:
+                v = torch.maximum(torch.minimum(v, high), low)
+        return {"x": v, "grad_norm": grad_norm / max(len(steps), 1), "n_steps": len(steps)}
 
     def free_energy_grad(self, v: torch.Tensor) -> torch.Tensor:
         var = self.variance()

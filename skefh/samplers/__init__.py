@@ -8,7 +8,7 @@ from .gibbs_langevin import (
     sample_from_noise,
     training_negatives,
 )
-from .langevin import langevin, step_schedule
+from .langevin import langevin, metropolis_langevin, step_schedule
 from .replay import ReplayBuffer, TrainingSampler
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ReplayBuffer",
     "TrainingSampler",
     "langevin",
+    "metropolis_langevin",
     "sampling_mode",
     "step_schedule",
 ]

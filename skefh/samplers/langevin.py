@@ -1,4 +1,4 @@
-"""Unadjusted Langevin dynamics, the x-update of every sampler in skefh.
+"""Langevin dynamics, the x-update of every sampler in skefh.
 
 One step (NN-EFH paper, Eq. 8, with the energy scale made explicit):
 
@@ -7,6 +7,12 @@ One step (NN-EFH paper, Eq. 8, with the energy scale made explicit):
 ``s`` is the energy scale: the paper "normalize[s] the final energy by the batch size", which the
 GRBM reference code implements by dividing every energy by B, so ``s = 1/B`` (``s = 1`` gives the
 textbook update). The stationary density of the small-step limit is exp(-s E(x) / T).
+
+Unadjusted (:func:`langevin`), the chain's law is off that density by O(eps) and a step too
+large for the energy's curvature overshoots. Metropolis-adjusted (:func:`metropolis_langevin`,
+MALA), each move is a proposal accepted with the Metropolis-Hastings probability, so the chain
+leaves exp(-s E / T) invariant at any step size (restricted to the box, when there is one:
+proposals outside it are rejected), and a step that overshoots is refused instead of taken.
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..nn.base import GradFn
+from ..nn.base import EnergyGradFn, GradFn
 
-__all__ = ["clip_to_box", "langevin", "step_schedule"]
+__all__ = ["clip_to_box", "langevin", "metropolis_langevin", "step_schedule"]
 
 
 def step_schedule(step_size: float, n_steps: int, schedule: str = "constant") -> list[float]:
@@ -85,14 +91,7 @@ def langevin(
         ``x``: final state; ``grad_norm``: mean over steps and chains of ||s dE/dx||;
         ``n_steps``.
     """
-    if np.ndim(step_size) == 0:  # Python, numpy or 0-d tensor scalar
-        if n_steps is None:
-            raise ValueError("n_steps is required with a scalar step_size")
-        steps = [float(step_size)] * n_steps
-    else:
-        steps = [float(s) for s in step_size]
-        if n_steps is not None and n_steps != len(steps):
-            raise ValueError(f"got {len(steps)} step sizes for n_steps={n_steps}")
+    steps = _steps(step_size, n_steps)
     x = x.detach().clone()
     if bounds is not None:
         low, high = _box_like(x, *bounds)  # converted once, not at every step
@@ -111,6 +110,93 @@ def langevin(
             x.clamp_(low, high)
     grad_norm = grad_norm * energy_scale / max(len(steps), 1)
     return {"x": x, "grad_norm": grad_norm, "n_steps": len(steps)}
+
+
+def metropolis_langevin(
+    energy_fn: EnergyGradFn,
+    x: torch.Tensor,
+    *,
+    step_size: Union[float, Sequence[float]],
+    n_steps: Optional[int] = None,
+    temperature: float = 1.0,
+    energy_scale: float = 1.0,
+    bounds: Optional[tuple] = None,
+    generator: Optional[torch.Generator] = None,
+) -> dict:
+    """Run Metropolis-adjusted Langevin (MALA) from ``x``, targeting exp(-s E(x) / T).
+
+    Each step proposes ``y = x - eps s dE/dx + sqrt(2 eps T) xi`` (the unadjusted step) and
+    accepts it, per chain, with probability ``min(1, pi(y) q(x | y) / (pi(x) q(y | x)))``;
+    a rejected chain stays where it was. Proposals outside ``bounds`` are rejected, so the chain
+    targets the density restricted to the box exactly.
+
+    Parameters
+    ----------
+    energy_fn : callable
+        ``energy_fn(x) -> (E, dE/dx)``, per-sample energies of shape (B,) and their gradients.
+    x : torch.Tensor
+        Initial state; not modified.
+    step_size, n_steps, temperature, energy_scale, bounds, generator
+        As in :func:`langevin`.
+
+    Returns
+    -------
+    dict
+        ``x``, ``grad_norm`` and ``n_steps`` as in :func:`langevin`, and ``acceptance``: the
+        fraction of proposals accepted over all steps and chains.
+    """
+    steps = _steps(step_size, n_steps)
+    if not temperature > 0:
+        raise ValueError(f"MALA needs a positive temperature, got {temperature!r}")
+    x = x.detach().clone()
+    if bounds is not None:
+        low, high = _box_like(x, *bounds)
+        x.clamp_(low, high)
+    # Work with the target's potential V = s E / T: proposal y = x - h grad V + sqrt(2 h) xi, h = eps T.
+    scale = energy_scale / temperature
+    energy, grad = energy_fn(x)
+    potential, grad = energy.to(x.dtype) * scale, grad.to(x.dtype) * scale
+    grad_norm = torch.zeros((), device=x.device, dtype=torch.float32)
+    accepted = torch.zeros((), device=x.device, dtype=torch.float32)
+    for eps in steps:
+        h = eps * temperature
+        grad_norm += grad.flatten(1).norm(dim=1).mean().float()
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        proposal = x - h * grad + math.sqrt(2.0 * h) * noise
+        energy_p, grad_p = energy_fn(proposal)
+        potential_p, grad_p = energy_p.to(x.dtype) * scale, grad_p.to(x.dtype) * scale
+        # log q(x | y) - log q(y | x) for the Gaussian proposals; the forward one is ||xi||^2 / 2.
+        backward = (x - proposal + h * grad_p).flatten(1).square().sum(1) / (4.0 * h)
+        forward = noise.flatten(1).square().sum(1) / 2.0
+        log_ratio = potential - potential_p + forward - backward
+        uniform = torch.rand(log_ratio.shape, generator=generator, device=x.device, dtype=x.dtype)
+        accept = torch.log(uniform) < log_ratio  # NaN energies compare False: never accepted
+        if bounds is not None:
+            inside = ((proposal >= low) & (proposal <= high)).flatten(1).all(1)
+            accept &= inside
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        x = torch.where(accept.view(shape), proposal, x)
+        grad = torch.where(accept.view(shape), grad_p, grad)
+        potential = torch.where(accept, potential_p, potential)
+        accepted += accept.float().mean()
+    n = max(len(steps), 1)
+    return {
+        "x": x,
+        "grad_norm": grad_norm * temperature / n,  # ||s dE/dx||, as langevin reports it
+        "n_steps": len(steps),
+        "acceptance": accepted / n,
+    }
+
+
+def _steps(step_size, n_steps) -> list[float]:
+    if np.ndim(step_size) == 0:  # Python, numpy or 0-d tensor scalar
+        if n_steps is None:
+            raise ValueError("n_steps is required with a scalar step_size")
+        return [float(step_size)] * n_steps
+    steps = [float(s) for s in step_size]
+    if n_steps is not None and n_steps != len(steps):
+        raise ValueError(f"got {len(steps)} step sizes for n_steps={n_steps}")
+    return steps
 
 
 def clip_to_box(x: torch.Tensor, low, high) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch import nn
 from ..nn.base import EnergyModel, sampling_mode
 from .callbacks import Callback
 
-__all__ = ["ContrastiveTrainer", "NegativeSampler", "lr_factor"]
+__all__ = ["ContrastiveTrainer", "NegativeSampler", "VARYING_STD", "latent_batch_usage", "lr_factor"]
 
 #: ``sampler(model, x_pos, generator) -> dict`` with ``x``, ``z`` and optionally ``xs``/``zs``
 #: (all rounds), ``grad_norm``, ``x_min``, ``x_max`` (see skefh.samplers.gibbs_langevin). It
@@ -51,6 +51,30 @@ def lr_factor(schedule: str, update: int, total: int) -> float:
     if schedule == "linear":
         return 1.0 - progress
     return 1.0
+
+
+#: A latent unit "varies" when its posterior mean p(z_k = 1 | x) has at least this standard
+#: deviation across the rows of a batch (the threshold of :func:`skefh.metrics.latent_usage`).
+VARYING_STD = 0.1
+
+
+def latent_batch_usage(probabilities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shares of latent units that vary, are always on and are always off across a batch.
+
+    Parameters
+    ----------
+    probabilities : torch.Tensor of shape (B, K)
+        Posterior means p(z_k = 1 | x) of a batch of rows.
+
+    Returns
+    -------
+    varying, always_on, always_off : 0-d torch.Tensor
+        The fraction of the K units whose posterior mean has a standard deviation of at least
+        :data:`VARYING_STD` over the rows; on (p > 0.5) for every row; off for every row.
+    """
+    on = probabilities > 0.5
+    varying = (probabilities.std(0, correction=0) >= VARYING_STD).double().mean()
+    return varying, on.all(0).double().mean(), (~on).all(0).double().mean()
 
 
 def _flatten_rounds(out: dict) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -90,6 +114,13 @@ class ContrastiveTrainer:
         Coefficient of ``mean ||eta_data||^2 + mean ||eta_samples||^2`` (squared norms of the
         posterior logits, averaged over the batch), a penalty for latent models that keeps the
         posterior from saturating.
+    latent_sparsity : float, default=0.0
+        Coefficient of ``sum_k (mean_batch p(z_k = 1 | x) - latent_target)^2`` on the data batch
+        (the sparsity target of classic RBM training, Lee et al. 2008): each unit is pulled
+        towards being on for a ``latent_target`` share of the data, so that no unit settles
+        always on (a fixed linear read-out of U) or always off (a unit without gradient).
+    latent_target : float, default=0.2
+        The target mean activation of each latent unit over the data.
     latent_statistics : {"sample", "mean"}, default="sample"
         Positive-phase latent: a Bernoulli draw (Algorithm 1, line 5) or the posterior mean
         sigmoid(eta / tau) (lower variance, same expected gradient).
@@ -117,6 +148,8 @@ class ContrastiveTrainer:
         max_grad_norm: Optional[float] = None,
         energy_l2: float = 0.0,
         latent_l2: float = 0.0,
+        latent_sparsity: float = 0.0,
+        latent_target: float = 0.2,
         latent_statistics: str = "sample",
         latent_temperature: Optional[float] = None,
         lr_schedule: str = "constant",
@@ -135,8 +168,14 @@ class ContrastiveTrainer:
         self.max_grad_norm = max_grad_norm
         self.energy_l2 = float(energy_l2)
         self.latent_l2 = float(latent_l2)
-        if self.latent_l2 > 0 and not model.has_latent:
-            raise ValueError(f"latent_l2 needs a model with a latent layer, not {type(model).__name__}")
+        self.latent_sparsity = float(latent_sparsity)
+        self.latent_target = float(latent_target)
+        if (self.latent_l2 > 0 or self.latent_sparsity > 0) and not model.has_latent:
+            raise ValueError(
+                f"latent_l2 and latent_sparsity need a model with a latent layer, not {type(model).__name__}"
+            )
+        if not 0.0 < self.latent_target < 1.0:
+            raise ValueError(f"latent_target must lie in (0, 1), got {latent_target!r}")
         self.latent_statistics = latent_statistics
         self.latent_temperature = latent_temperature
         self.lr_schedule = lr_schedule
@@ -190,7 +229,7 @@ class ContrastiveTrainer:
         # One forward over positives and negatives: one DDP forward per backward.
         z_all = torch.cat([z_pos, z_neg.to(z_pos.dtype)]) if z_pos is not None else None
         x_all = torch.cat([x_pos, x_neg.detach()])
-        if self.latent_l2 > 0:
+        if self.latent_l2 > 0 or self.latent_sparsity > 0:
             energies, eta = self.forward_model(x_all, z_all, return_logits=True)
         else:
             energies = self.forward_model(x_all, z_all)
@@ -204,6 +243,10 @@ class ContrastiveTrainer:
             # Summed over units and averaged over the batch, like the energy itself.
             squared = eta.square().sum(1)
             loss = loss + self.latent_l2 * (squared[:n_pos].mean() + squared[n_pos:].mean())
+        if self.latent_sparsity > 0:
+            # The posterior at the model's own temperature, whose logits eta / tau the network sets.
+            activation = torch.sigmoid(eta[:n_pos] / self.model.temperature).mean(0)
+            loss = loss + self.latent_sparsity * (activation - self.latent_target).square().sum()
         lr = self._set_lr()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -217,14 +260,17 @@ class ContrastiveTrainer:
         # Every diagnostic in one device-to-host transfer (one synchronisation on a GPU).
         nan = torch.tensor(float("nan"), device=loss.device, dtype=torch.float64)
         mean_pos, mean_neg = e_pos.detach().mean(), e_neg.detach().mean()
+        usage = latent_batch_usage(probs) if probs is not None else (nan, nan, nan)
         values = torch.stack([
             loss.detach().double(), mean_pos.double(), mean_neg.double(), (mean_pos - mean_neg).double(),
             grad_norm.double(), torch.as_tensor(negatives.get("grad_norm", nan), device=loss.device).double(),
             negatives["x"].min().double(), negatives["x"].max().double(),
             probs.mean().double() if probs is not None else nan,
+            *(u.double() for u in usage),
         ]).tolist()
         keys = ("loss", "energy_data", "energy_samples", "energy_gap", "grad_norm", "langevin_grad_norm",
-                "chain_min", "chain_max", "posterior_data")
+                "chain_min", "chain_max", "posterior_data", "latent_varying", "latent_always_on",
+                "latent_always_off")
         record = {
             "update": self.n_updates,
             **dict(zip(keys, values)),

@@ -1,0 +1,54 @@
+"""benchmarks/density.py end to end, quick: the fields it promises, finite or said to raise."""
+
+import json
+import math
+
+import pytest
+from test_sample_quality import _benchmark_module
+
+
+def _finite_or_raises(value):
+    return value == "raises" or (isinstance(value, float) and math.isfinite(value))
+
+
+def test_the_density_benchmark_reports_every_model_on_a_2d_set(tmp_path, monkeypatch):
+    bench = _benchmark_module("density", monkeypatch)
+    bench.main(["--quick", "--datasets", "moons", "--models", "gmm,kde,nnefh", "--out", str(tmp_path),
+                "--name", "t", "--set", "nnefh:max_iter=3", "--set", "n_statistics=16", "--set", "n_components=16",
+                "--set", "langevin_steps=5", "--set", "gibbs_steps=1", "--n-samples", "150", "--n-grid", "60",
+                "--n-permutations", "30"])
+    report = json.loads((tmp_path / "t.json").read_text())
+    moons = report["datasets"]["moons"]
+    assert (moons["n_features"], set(moons["models"])) == (2, {"gmm", "kde", "nnefh"})
+    for model, record in moons["models"].items():
+        assert "error" not in record, (model, record.get("error"))
+        assert _finite_or_raises(record["log_likelihood"]), (model, record["log_likelihood"])
+        if record["log_likelihood"] == "raises":
+            assert record["log_likelihood_error"]
+        assert math.isfinite(record["mmd"]) and record["fit_seconds"] > 0
+        agreement = record["agreement"]
+        for key in ("mmd", "p_value", "log_density_gap", "border_mass", "samples_outside"):
+            assert math.isfinite(agreement[key]), (model, key, agreement[key])
+        assert agreement["n_samples"] == 150 and agreement["n_grid"] == 60
+    assert moons["models"]["nnefh"]["updates"] == 3
+    assert 1 <= moons["models"]["gmm"]["n_components"] <= 4  # quick: BIC over 1..4
+    # Scikit-learn's models sample what they score.
+    assert moons["models"]["kde"]["agreement"]["p_value"] > 0.01
+    assert (tmp_path / "t-moons.png").stat().st_size > 0
+    assert "| KernelDensity |" in report["table"]
+
+
+def test_a_failing_model_is_recorded_not_fatal(tmp_path, monkeypatch):
+    bench = _benchmark_module("density", monkeypatch)
+    report = bench.main(["--quick", "--datasets", "blobs", "--models", "gmm,ebm", "--out", str(tmp_path),
+                         "--set", "ebm:max_iter=-1"])
+    assert "error" in report["datasets"]["blobs"]["models"]["ebm"]
+    assert math.isfinite(report["datasets"]["blobs"]["models"]["gmm"]["log_likelihood"])
+
+
+def test_per_model_overrides_reach_only_their_model(monkeypatch):
+    bench = _benchmark_module("density", monkeypatch)
+    common, per_model = bench.split_overrides(["max_iter=5", "grbm:max_iter=2", "nnefh:temperature=1.0"])
+    assert common == {"max_iter": 5} and per_model == {"grbm": {"max_iter": 2}, "nnefh": {"temperature": 1.0}}
+    with pytest.raises(SystemExit, match="gmm"):
+        bench.split_overrides(["gmm:n_components=3"])
