@@ -11,6 +11,15 @@ from skefh.nn import GRBMEnergy, MLPStatistics, NNEFHEnergy
 from skefh.samplers import GaussianMixtureBasePath
 
 
+@pytest.fixture
+def one_torch_thread():
+    """For tests of tiny models: extra threads only contend for the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
     """Every test starts from the same global RNG states."""

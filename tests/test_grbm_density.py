@@ -19,14 +19,7 @@ from skefh import GRBM
 from skefh.nn import GRBMEnergy
 from skefh.samplers import GibbsLangevinSettings, gibbs_langevin
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: extra threads only contend for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _moons(n=400, seed=0):

@@ -8,20 +8,13 @@ permutation test and by the mean log-density of the samples, with draws from its
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import make_moons
 from sklearn.preprocessing import StandardScaler
 
 from skefh import EBM, GRBM, NNEFH
 from skefh.metrics import sample_score_agreement
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _moons():

@@ -235,7 +235,10 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
     history_ : list of dict
         One record per update: ``energy_data``, ``energy_samples``, ``energy_gap``, ``loss``,
         ``grad_norm``, ``langevin_grad_norm``, ``chain_min``, ``chain_max``,
-        ``posterior_data`` (mean posterior activation on the data batch), ``lr``, ``seconds``.
+        ``posterior_data`` (mean posterior activation on the data batch), ``latent_varying``,
+        ``latent_always_on``, ``latent_always_off`` (shares of latent units whose posterior
+        varies, with a standard deviation of at least 0.1, across the data batch, or is on or
+        off for every row of it), ``lr``, ``seconds``.
         With ``on_divergence="restore"``, each restore adds a record with ``event="restored"``,
         the ``update`` that diverged, the ``reason``, the new ``lr_scale``, and the update it
         went back to (``restored_to``); the records of the discarded updates are dropped.
