@@ -155,3 +155,17 @@ def test_grbm_exact_visible_samples_have_the_conditional_moments():
     se = std / math.sqrt(len(v))
     assert torch.all((v.mean(0) - expected_mean).abs() < 5 * se)
     np.testing.assert_allclose(v.var(0).numpy(), model.variance().detach().numpy(), rtol=0.02)
+
+
+@pytest.mark.parametrize("tau", [1e-3, 0.3, 1.0])
+def test_nnefh_posterior_reads_the_networks_logits_at_every_temperature(tau):
+    """The network outputs eta = W U + b, the posterior's logits at the model's own temperature:
+    sigmoid(eta) whatever tau is (an optimiser step on W moves them at unit scale)."""
+    model = tiny_nnefh(3, 4, 5, seed=3)
+    model.temperature = tau
+    x = torch.randn(6, 3, dtype=torch.float64)
+    eta = model.statistics(x) @ model.weight.T + model.bias
+    torch.testing.assert_close(model.natural_parameters(x), eta)
+    torch.testing.assert_close(model.posterior_probabilities(x), torch.sigmoid(eta))
+    softplus = torch.nn.functional.softplus(eta).sum(1)
+    torch.testing.assert_close(model.free_energy(x), model.quadratic(x) - tau * softplus)

@@ -170,3 +170,17 @@ def test_checkpoint_callback_keeps_the_last_good_state(tmp_path):
     with pytest.raises(DivergenceError):
         trainer.fit(torch.randn(40, 3), 10, 8)
     assert load_checkpoint(path)["n_updates"] == 4  # saved at 2 and 4; not the diverged 6
+
+
+def test_latent_batch_usage_counts_varying_and_constant_units():
+    from skefh.training.loop import latent_batch_usage
+
+    rows = torch.tensor([0.0, 1.0, 0.0, 1.0])[:, None]
+    probabilities = torch.cat([
+        rows,                                # varies: std 0.5
+        0.6 + 0.05 * rows,                   # on for every row, std 0.025: not varying
+        torch.full((4, 1), 0.01),            # off for every row
+        torch.full((4, 1), 0.99),            # on for every row
+    ], 1)
+    varying, on, off = (float(v) for v in latent_batch_usage(probabilities))
+    assert (varying, on, off) == (0.25, 0.5, 0.25)
