@@ -128,8 +128,7 @@ def test_gibbs_langevin_at_one_temperature_samples_the_tempered_marginal(seed, t
     paper's mixed chain, latent draws at 1 and x-steps at tau, fails the same test."""
     from scipy import stats
 
-    # W at 1.5 / tau: the coupling tau eta that the energy sees has the scale 1.5 at every tau.
-    model = tiny_nnefh(1, 3, 4, seed=seed, weight_std=1.5 / tau)
+    model = tiny_nnefh(1, 3, 4, seed=seed, weight_std=1.5)
     model.temperature = tau
     cdf = _quadrature_cdf(model.log_density)
     assert stats.kstest(_long_chains(model, None), cdf).pvalue > 1e-3

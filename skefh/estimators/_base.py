@@ -58,10 +58,10 @@ class BaseEnergyEstimator(
     #: parameter by name: anything model-specific is reached through the hooks below.
     _parameter_constraints: dict = {
         "image_shape": [StrOptions({"auto"}), tuple, list, None],
-        "langevin_steps": [Interval(Integral, 0, None, closed="left")],
+        "langevin_steps": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "step_size": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "optimizer": [StrOptions({"adam", "sgd"})],
         "lr_schedule": [StrOptions({"constant", "cosine", "linear"})],
@@ -80,6 +80,22 @@ class BaseEnergyEstimator(
         "ais_chains": [Interval(Integral, 1, None, closed="left")],
         "ais_steps": [Interval(Integral, 1, None, closed="left")],
     }
+
+    #: Parameters whose default "auto" depends on the kind of data: ``{name: (for images, for
+    #: tabular data)}``. Image models are sized for pictures; tabular ones are small, at
+    #: temperature 1, with Metropolis-adjusted chains, so that a fit on a few thousand rows
+    #: takes seconds and ``sample`` draws from the density ``score`` measures.
+    _auto_defaults: dict = {}
+
+    def _resolve_params(self) -> dict:
+        """The parameters as a fit uses them: each "auto" of :attr:`_auto_defaults` replaced by
+        the value for the data's kind (``image_shape_`` must be resolved)."""
+        params = self.get_params(deep=False)
+        column = 0 if self.image_shape_ is not None else 1
+        for name, values in self._auto_defaults.items():
+            if isinstance(params[name], str) and params[name] == "auto":
+                params[name] = values[column]
+        return params
 
     #: Values ``features`` may take (each model's; the first is the default).
     _feature_options: tuple = ()
@@ -182,9 +198,10 @@ class BaseEnergyEstimator(
         return X
 
     def _optimizer(self, params):
+        lr = self._trained_params["learning_rate"]
         if self.optimizer == "adam":
-            return torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
-        return torch.optim.SGD(params, lr=self.learning_rate, weight_decay=self.weight_decay)
+            return torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
+        return torch.optim.SGD(params, lr=lr, weight_decay=self.weight_decay)
 
     # -- initialisation ----------------------------------------------------------------------------
     def _initialise(self, X: np.ndarray) -> None:
@@ -196,6 +213,10 @@ class BaseEnergyEstimator(
             print(f"[{type(self).__name__}] {describe_image_shape(self.image_shape_, X.shape[1], named)}")
         self.device_ = resolve_device(self.device)
         self.range_map_ = fit_range_map(X, "image" if self.image_shape_ is not None else "standardise")
+        # What the module, the optimiser and the sampler of training and ``sample`` read: the
+        # parameters as the model was last trained with, "auto" resolved (scikit-learn's rule: a
+        # parameter set later acts at the next fit).
+        self._trained_params = self._resolve_params()
         seed = seed_from(self.random_state)
         init_generator = torch.Generator().manual_seed(seed)
         module = self._build_module(self._input_shape(), init_generator).to(self.device_)
@@ -207,9 +228,6 @@ class BaseEnergyEstimator(
         # weights.
         self._invalidate_log_partition()
         self._fit_dtype = X.dtype
-        # What the sampler of training and ``sample`` reads: the parameters as the model was
-        # last trained with (scikit-learn's rule: a parameter set later acts at the next fit).
-        self._trained_params = self.get_params(deep=False)
         self.n_iter_ = 0
         self.history_ = []
         self._trainer_state = None
@@ -237,7 +255,7 @@ class BaseEnergyEstimator(
 
     def _divergence_advice(self) -> str:
         return (
-            f"Try a lower learning_rate (now {self.learning_rate:g}), more data_noise (now "
+            f"Try a lower learning_rate (now {self._trained_params['learning_rate']:g}), more data_noise (now "
             f"{self.data_noise:g}), gradient clipping (max_grad_norm, now {self.max_grad_norm}), "
             f"an energy penalty (energy_l2, now {self.energy_l2:g}), or on_divergence='restore'."
         )
@@ -301,7 +319,7 @@ class BaseEnergyEstimator(
         # Other threads' transform, sample and score wait for the updates (and these for them):
         # the lock is the one sampling_mode holds while the weights are frozen.
         with module_lock(self.module_):
-            self._trained_params = self.get_params(deep=False)
+            self._trained_params = self._resolve_params()
             trainer = self._make_trainer(self.max_iter, n_updates, lr_schedule)
             data = self._to_tensor(self.range_map_.to_working(X))
             data = trainer.world.shard(data)
@@ -333,8 +351,8 @@ class BaseEnergyEstimator(
             The fitted estimator.
         """
         X = self._validate_input(X, reset=True)
-        self._check_log_partition()  # before any update: an impossible request fails now
         self._initialise(X)
+        self._check_log_partition()  # before any update: an impossible request fails now
         self._remember_bound_rows(X)
         self._data_fingerprint = data_fingerprint(X) if self.checkpoint_path is not None else None
         remaining = self._resume_from_checkpoint(X)
@@ -370,9 +388,9 @@ class BaseEnergyEstimator(
         """
         first = not hasattr(self, "module_")
         X = self._validate_input(X, reset=first)
-        self._check_log_partition()
         if first:
             self._initialise(X)
+        self._check_log_partition()
         self._remember_bound_rows(X)
         n_updates = max(math.ceil(X.shape[0] / self.batch_size), 1)
         self._data_fingerprint = None

@@ -36,19 +36,19 @@ class NeuralStatisticsMixin:
     #: Constraints of the parameters NNEFH and EBM share (the network U, the model's
     #: temperature and the chains), merged into theirs as the base class's are.
     _parameter_constraints: dict = {
-        "n_statistics": [Interval(Integral, 1, None, closed="left")],
+        "n_statistics": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "n_filters": [Interval(Integral, 1, None, closed="left")],
         "statistics": [StrOptions({"auto", "conv", "mlp"}), callable],
         "attention": ["boolean", StrOptions({"last"})],
         "downsample": [StrOptions({"maxpool", "avgpool", "stride"})],
         "activation": [StrOptions({"leaky_relu", "swish"})],
         "spectral_norm": ["boolean"],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "temperature": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "chain_bounds": [StrOptions({"auto"}), tuple, list, None],
         "replay_buffer": [Interval(Integral, 0, None, closed="left")],
         "replay_reinit": [Interval(Real, 0, 1, closed="both")],
         "sampler_precision": [StrOptions({"float32", "bfloat16"})],
-        "metropolis": ["boolean"],
+        "metropolis": ["boolean", StrOptions({"auto"})],
         "compile": ["boolean", StrOptions({"default", "reduce-overhead", "max-autotune"})],
     }
 
@@ -61,7 +61,7 @@ class NeuralStatisticsMixin:
             return build_statistics_net(
                 kind,
                 input_shape,
-                self.n_statistics,
+                self._trained_params["n_statistics"],
                 n_filters=self.n_filters,
                 attention=self.attention,
                 activation=self.activation,

@@ -79,6 +79,7 @@ class SamplingMixin:
         ndarray of shape (n_samples, n_features)
             In the units and dtype of the training data (of ``X`` when given).
         """
+        check_is_fitted(self)
         with module_lock(self.module_):  # the same weights from the first step to the result
             out, dtype = self._draw(n_samples, X, random_state, keep="last", init=init, gibbs_steps=gibbs_steps,
                                     langevin_steps=langevin_steps, step_size=step_size, temperature=temperature)
@@ -201,6 +202,7 @@ class SamplingMixin:
             Gibbs round m (for the GRBM with ``sample_mean=True`` the conditional mean), in the
             units of the training data.
         """
+        check_is_fitted(self)
         with module_lock(self.module_):
             out, dtype = self._draw(n_samples, X, random_state, keep="all", init=init, gibbs_steps=gibbs_steps,
                                     langevin_steps=langevin_steps, step_size=step_size, temperature=temperature)

@@ -26,7 +26,8 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
 
     Parameters
     ----------
-    n_statistics : int, default=1024
+    n_statistics : int or "auto", default="auto"
+        "auto": 1024 for images, 64 for tabular data (``image_shape_`` None).
         N, the number of sufficient statistics U(x) (the network's last layer).
     n_filters : int, default=128
         Width of the first convolution of the image network (then 2x and 4x); unused by the MLP.
@@ -50,13 +51,15 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     spectral_norm : bool, default=False
         Spectral normalisation of U's convolutions and dense layers (a stabiliser; see
         :func:`skefh.nn.build_statistics_net` for what it leaves out).
-    langevin_steps : int, default=100
+    langevin_steps : int or "auto", default="auto"
+        "auto": 100 for images, 20 for tabular data (``image_shape_`` None).
         Steps of short-run Langevin per update. The paper does not state it; 100 is the first
         author's first EBM configuration and Nijkamp et al.'s short-run setting.
     step_size : float, default=0.05
         Langevin step size epsilon: each step is
         ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau) xi`` on the per-sample energy.
-    temperature : float, default=1e-3
+    temperature : float or "auto", default="auto"
+        "auto": 1e-3 for images, 1 for tabular data (``image_shape_`` None).
         tau: the model is ``exp(-E(x) / tau)`` and the Langevin chains target it. The paper's
         EBM steps (step 1 on the summed energy, temperature 5e-5, as in the first author's code)
         are ``step_size=1, temperature=5e-5``.
@@ -97,7 +100,8 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         autocast: about 2.8x faster on CPUs with native bfloat16 (and on recent GPUs), with
         gradients within about 0.2 % of float32 (measured in ``benchmarks/bench_sampler.py``).
         Training losses and the chain state stay float32.
-    metropolis : bool, default=False
+    metropolis : bool or "auto", default="auto"
+        "auto": False for images, True for tabular data (``image_shape_`` None).
         Metropolis-adjusted Langevin (MALA) steps in training and ``sample``: each step is a
         proposal accepted or rejected so that the chains leave the model's density invariant at
         any ``step_size`` (proposals outside ``chain_bounds`` are rejected). Unadjusted steps
@@ -108,7 +112,8 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         Wrap U in ``torch.compile`` during ``fit`` and ``sample`` (a string selects the mode;
         "reduce-overhead" uses CUDA graphs). It pays off on GPUs; on CPUs it measured slower.
     batch_size : int, default=64
-    learning_rate : float, default=1e-4
+    learning_rate : float or "auto", default="auto"
+        "auto": 1e-4 for images, 1e-3 for tabular data (``image_shape_`` None).
         Adam's learning rate (the paper does not state it; the first author's code uses 1e-4).
     max_iter : int, default=1000
         Number of parameter updates of ``fit`` (the paper trains 50,000); 0 initialises the
@@ -224,6 +229,15 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
 
     _feature_options = ("U",)
 
+    #: What "auto" means for images and for tabular data (see ``_resolve_params``).
+    _auto_defaults = {
+        "n_statistics": (1024, 64),
+        "langevin_steps": (100, 20),
+        "temperature": (1e-3, 1.0),
+        "metropolis": (False, True),
+        "learning_rate": (1e-4, 1e-3),
+    }
+
     _parameter_constraints: dict = {
         **BaseEnergyEstimator._parameter_constraints,
         **NeuralStatisticsMixin._parameter_constraints,
@@ -231,10 +245,10 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     }
 
     def __init__(
-        self, *, n_statistics=1024, n_filters=128, image_shape="auto", statistics="auto", attention=True,
-        downsample="maxpool", activation="leaky_relu", spectral_norm=False, langevin_steps=100, step_size=0.05,
-        temperature=1e-3, chain_bounds="auto", replay_buffer=10_000, replay_reinit=0.05, sampler_precision="float32",
-        metropolis=False, compile=False, batch_size=64, learning_rate=1e-4, max_iter=1000, optimizer="adam",
+        self, *, n_statistics="auto", n_filters=128, image_shape="auto", statistics="auto", attention=True,
+        downsample="maxpool", activation="leaky_relu", spectral_norm=False, langevin_steps="auto", step_size=0.05,
+        temperature="auto", chain_bounds="auto", replay_buffer=10_000, replay_reinit=0.05, sampler_precision="float32",
+        metropolis="auto", compile=False, batch_size=64, learning_rate="auto", max_iter=1000, optimizer="adam",
         lr_schedule="constant",
         data_noise=0.03, max_grad_norm=1.0, energy_l2=0.0, weight_decay=0.0, features="U", device="auto",
         random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000, on_divergence="raise",
@@ -281,7 +295,8 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     def _build_module(self, input_shape, generator):
         statistics = self._build_statistics(input_shape, generator)
         return EBMEnergy(
-            statistics, input_shape, self.n_statistics, generator=generator, temperature=self.temperature
+            statistics, input_shape, self._trained_params["n_statistics"], generator=generator,
+            temperature=self._trained_params["temperature"],
         )
 
     def _sampler_settings(self, p: dict) -> GibbsLangevinSettings:
@@ -298,7 +313,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         return self.module_.statistics(x)
 
     def _n_transform_features(self) -> int:
-        return self.n_statistics
+        return self.module_.readout.shape[0]
 
     # -- the density: exp(-E(x) / tau) on a soft box ----------------------------------------------
     #: The support box is the data's working range widened by this fraction of its width.

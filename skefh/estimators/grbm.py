@@ -31,13 +31,15 @@ class GRBM(BaseEnergyEstimator):
 
     Parameters
     ----------
-    n_components : int, default=4096
+    n_components : int or "auto", default="auto"
+        "auto": 4096 for images, 16 for tabular data (``image_shape_`` None).
         Number of hidden units (the reference's MNIST configuration; 10,000 for Fashion-MNIST).
     image_shape : "auto", tuple of (C, H, W) or None, default="auto"
         Only decides the data scaling (images: observed range to [-1, 1]; tabular:
         standardisation); the GRBM always sees flattened rows. "auto" as in :class:`NNEFH`
         (named columns are tabular).
-    gibbs_steps : int, default=100
+    gibbs_steps : int or "auto", default="auto"
+        "auto": 100 for images, 10 for tabular data (``image_shape_`` None).
         Gibbs rounds per update (the reference's ``CD_step``).
     langevin_steps : int, default=10
         L, Langevin steps per Gibbs round.
@@ -155,10 +157,16 @@ class GRBM(BaseEnergyEstimator):
 
     _feature_options = ("mean", "eta")
 
+    #: What "auto" means for images and for tabular data (see ``_resolve_params``).
+    _auto_defaults = {
+        "n_components": (4096, 16),
+        "gibbs_steps": (100, 10),
+    }
+
     _parameter_constraints: dict = {
         **BaseEnergyEstimator._parameter_constraints,
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "gibbs_steps": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "gibbs_steps": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "energy_scale": [StrOptions({"batch"}), Interval(Real, 0, None, closed="neither")],
         "step_schedule": [StrOptions({"cosine", "constant"})],
         "sampler": [StrOptions({"gibbs_langevin", "gibbs"})],
@@ -169,7 +177,7 @@ class GRBM(BaseEnergyEstimator):
     }
 
     def __init__(
-        self, n_components=4096, *, image_shape="auto", gibbs_steps=100, langevin_steps=10, step_size=20.0,
+        self, n_components="auto", *, image_shape="auto", gibbs_steps="auto", langevin_steps=10, step_size=20.0,
         energy_scale=1.0, step_schedule="cosine", sampler="gibbs_langevin", negative_samples="all",
         sample_mean=False, init_var=1.0, batch_size=512, learning_rate=0.01, max_iter=1000, optimizer="adam",
         lr_schedule="cosine", data_noise=0.0, max_grad_norm=10.0, energy_l2=0.0, weight_decay=0.0, features="mean",
@@ -221,7 +229,8 @@ class GRBM(BaseEnergyEstimator):
         return (self.n_features_in_,)  # the GRBM sees flat rows, whatever the image shape
 
     def _build_module(self, input_shape, generator):
-        return GRBMEnergy(input_shape[0], self.n_components, init_var=self.init_var, generator=generator)
+        return GRBMEnergy(input_shape[0], self._trained_params["n_components"], init_var=self.init_var,
+                          generator=generator)
 
     def _sampler_settings(self, p: dict) -> GibbsLangevinSettings:
         return GibbsLangevinSettings(
@@ -247,13 +256,13 @@ class GRBM(BaseEnergyEstimator):
         return torch.sigmoid(eta) if self.features == "mean" else eta
 
     def _n_transform_features(self) -> int:
-        return self.n_components
+        return self.module_.weight.shape[1]
 
     #: "auto" enumerates the 2^H hidden states exactly up to this many hidden units.
     _exact_partition_limit = 20
 
     def _exact_partition_tractable(self) -> bool:
-        return self.n_components <= self._exact_partition_limit
+        return self.module_.weight.shape[1] <= self._exact_partition_limit
 
     def _exact_log_partition(self) -> float:
         return grbm_exact_log_partition(self.module_)

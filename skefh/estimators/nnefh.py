@@ -31,9 +31,11 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
 
     Parameters
     ----------
-    n_components : int, default=2048
+    n_components : int or "auto", default="auto"
+        "auto": 2048 for images, 64 for tabular data (``image_shape_`` None).
         K, the number of Bernoulli latent units.
-    n_statistics : int, default=1024
+    n_statistics : int or "auto", default="auto"
+        "auto": 1024 for images, 64 for tabular data (``image_shape_`` None).
         N, the number of sufficient statistics U(x) (the network's last layer).
     n_filters : int, default=128
         Width of the first convolution of the image network (then 2x and 4x); unused by the MLP.
@@ -57,21 +59,24 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
     spectral_norm : bool, default=False
         Spectral normalisation of U's convolutions and dense layers (a stabiliser; see
         :func:`skefh.nn.build_statistics_net` for what it leaves out).
-    gibbs_steps : int, default=5
+    gibbs_steps : int or "auto", default="auto"
+        "auto": 5 for images, 2 for tabular data (``image_shape_`` None).
         M, Gibbs rounds per model sample.
-    langevin_steps : int, default=60
+    langevin_steps : int or "auto", default="auto"
+        "auto": 60 for images, 10 for tabular data (``image_shape_`` None).
         L, Langevin steps per Gibbs round.
     step_size : float, default=0.05
         Langevin step size epsilon: each step is
         ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau) xi`` on the per-sample energy, so the
         quadratic term alone contracts ``x - mu`` by ``1 - 2 epsilon`` per step whatever tau is.
-    temperature : float, default=1e-3
-        tau: the model is ``p(x, z) proportional to exp(-||x - mu||^2 / tau + z^T eta(x))``,
-        ``eta = W U + b``, i.e. ``exp(-E(z, x) / tau)`` with ``E = ||x - mu||^2 - tau z^T eta``;
-        ``fit`` learns it, ``sample`` draws from it (x-steps with noise ``sqrt(2 epsilon tau)``,
-        latent draws ``z ~ Bern(sigmoid(eta))``) and ``score`` measures it. tau sets the
-        width of the Gaussian base that the network reshapes (variance tau / 2 per working
-        unit); the posterior's logits eta are at unit scale for the optimiser at every tau.
+    temperature : float or "auto", default="auto"
+        "auto": 1e-3 for images, 1 for tabular data (``image_shape_`` None).
+        tau: the model is ``p(x, z) proportional to exp(-E(z, x) / tau)``, ``E = ||x - mu||^2 -
+        z^T eta(x)``, ``eta = W U + b``; ``fit`` learns it, ``sample`` draws from it (x-steps
+        with noise ``sqrt(2 epsilon tau)``, latent draws ``z ~ Bern(sigmoid(eta / tau))``) and
+        ``score`` measures it. tau also sets the width of the Gaussian base that the network
+        reshapes (variance tau / 2 per working unit): far below the data's spread, the softplus
+        terms must make up the difference and the latent units saturate (generation page).
     latent_temperature : float or None, default=None
         Temperature of the latent draws in training and sampling; None is ``temperature`` (one
         density). The paper's recipe draws z at 1 while its x-steps run at 3.2e-3 (its step 1
@@ -116,7 +121,8 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         autocast: about 2.8x faster on CPUs with native bfloat16 (and on recent GPUs), with
         gradients within about 0.2 % of float32 (measured in ``benchmarks/bench_sampler.py``).
         Training losses and the chain state stay float32.
-    metropolis : bool, default=False
+    metropolis : bool or "auto", default="auto"
+        "auto": False for images, True for tabular data (``image_shape_`` None).
         Metropolis-adjusted Langevin (MALA) x-steps in training and ``sample``: each step is a
         proposal accepted or rejected so that the chains leave the model's density invariant at
         any ``step_size`` (proposals outside ``chain_bounds`` are rejected). Unadjusted steps
@@ -127,7 +133,8 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         Wrap U in ``torch.compile`` during ``fit`` and ``sample`` (a string selects the mode;
         "reduce-overhead" uses CUDA graphs). It pays off on GPUs; on CPUs it measured slower.
     batch_size : int, default=64
-    learning_rate : float, default=1e-4
+    learning_rate : float or "auto", default="auto"
+        "auto": 1e-4 for images, 1e-3 for tabular data (``image_shape_`` None).
         Adam's learning rate (the paper does not state it; the first author's code uses 1e-4).
     max_iter : int, default=1000
         Number of parameter updates of ``fit`` (the paper trains 50,000); 0 initialises the
@@ -148,8 +155,8 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         paper's sampler on the CPU-sized network, training without it diverged within 161
         updates (see the stability page).
     latent_l2 : float, default=0.0
-        Weight of the penalty ``mean ||tau eta_data||^2 + mean ||tau eta_samples||^2`` on the
-        latent couplings (squared norms averaged over the batch), which keeps the posterior from
+        Weight of the penalty ``mean ||eta_data||^2 + mean ||eta_samples||^2`` on the posterior
+        logits (squared norms averaged over the batch), which keeps the posterior from
         saturating.
     latent_sparsity : float, default=0.0
         Weight of the sparsity target of classic RBM training (Lee et al. 2008),
@@ -166,7 +173,8 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         Data-phase latent: a Bernoulli draw (the paper) or the posterior mean.
     features : {"U", "eta", "mean"}, default="U"
         What ``transform`` returns: the sufficient statistics U(x), the natural parameters of
-        the posterior ``eta(x) = W U(x) + b``, or the posterior means ``sigmoid(eta(x))``.
+        the posterior at the model's temperature ``eta(x) / tau = (W U(x) + b) / tau``, or the
+        posterior means ``sigmoid(eta(x) / tau)``.
     device : "auto", str or torch.device, default="auto"
         "auto" uses CUDA when available, else the CPU; resolved in ``fit`` (``device_``).
     random_state : int, RandomState instance or None, default=None
@@ -294,11 +302,22 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
 
     _feature_options = ("U", "eta", "mean")
 
+    #: What "auto" means for images and for tabular data (see ``_resolve_params``).
+    _auto_defaults = {
+        "n_components": (2048, 64),
+        "n_statistics": (1024, 64),
+        "gibbs_steps": (5, 2),
+        "langevin_steps": (60, 10),
+        "temperature": (1e-3, 1.0),
+        "metropolis": (False, True),
+        "learning_rate": (1e-4, 1e-3),
+    }
+
     _parameter_constraints: dict = {
         **BaseEnergyEstimator._parameter_constraints,
         **NeuralStatisticsMixin._parameter_constraints,
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "gibbs_steps": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "gibbs_steps": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "latent_temperature": [Interval(Real, 0, None, closed="neither"), None],
         "negative_init": [StrOptions({"noise", "data"}), Interval(Real, 0, 1, closed="both")],
         "latent_l2": [Interval(Real, 0, None, closed="left")],
@@ -309,11 +328,11 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
     }
 
     def __init__(
-        self, n_components=2048, *, n_statistics=1024, n_filters=128, image_shape="auto", statistics="auto",
-        attention=True, downsample="maxpool", activation="leaky_relu", spectral_norm=False, gibbs_steps=5,
-        langevin_steps=60, step_size=0.05, temperature=1e-3, latent_temperature=None, chain_bounds="auto",
-        negative_init="noise", replay_buffer=10_000, replay_reinit=0.05, sampler_precision="float32", metropolis=False,
-        compile=False, batch_size=64, learning_rate=1e-4, max_iter=1000, optimizer="adam", lr_schedule="constant",
+        self, n_components="auto", *, n_statistics="auto", n_filters=128, image_shape="auto", statistics="auto",
+        attention=True, downsample="maxpool", activation="leaky_relu", spectral_norm=False, gibbs_steps="auto",
+        langevin_steps="auto", step_size=0.05, temperature="auto", latent_temperature=None, chain_bounds="auto",
+        negative_init="noise", replay_buffer=10_000, replay_reinit=0.05, sampler_precision="float32", metropolis="auto",
+        compile=False, batch_size=64, learning_rate="auto", max_iter=1000, optimizer="adam", lr_schedule="constant",
         data_noise=0.03,
         max_grad_norm=1.0, energy_l2=0.0, latent_l2=0.0, latent_sparsity=0.0, latent_target=0.2,
         weight_decay=0.0, latent_statistics="sample", features="U",
@@ -369,8 +388,8 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
     def _build_module(self, input_shape, generator):
         statistics = self._build_statistics(input_shape, generator)
         return NNEFHEnergy(
-            statistics, input_shape, self.n_statistics, self.n_components, generator=generator,
-            temperature=self.temperature,
+            statistics, input_shape, self._trained_params["n_statistics"], self._trained_params["n_components"],
+            generator=generator, temperature=self._trained_params["temperature"],
         )
 
     def _sampler_settings(self, p: dict) -> GibbsLangevinSettings:
@@ -407,7 +426,7 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         return eta if self.features == "eta" else torch.sigmoid(eta)
 
     def _n_transform_features(self) -> int:
-        return self.n_statistics if self.features == "U" else self.n_components
+        return self.module_.weight.shape[1 if self.features == "U" else 0]
 
     def _initialise(self, X):
         super()._initialise(X)

@@ -1,27 +1,25 @@
-"""The NN-EFH energy (Abdulsalam & Makin, AAAI 2025, Eq. 6) at a temperature tau.
+"""The NN-EFH energy (Abdulsalam & Makin, AAAI 2025, Eq. 6).
 
-The model is
+    E(z, x) = ||x - mu||^2 - U(x)^T W^T z - b_z^T z,        z in {0, 1}^K
 
-    p(x, z) proportional to exp(-||x - mu||^2 / tau + z^T eta(x)),   eta(x) = W U(x) + b,
+so that the posterior is exact and factorised (Eq. 5),
 
-with z in {0, 1}^K. Written as an energy at temperature tau, p = exp(-E / tau) / Z with
+    p(z | x) = Bern(sigmoid(eta(x))),   eta(x) = W U(x) + b_z,
 
-    E(z, x) = ||x - mu||^2 - tau z^T eta(x),
+and summing z out gives the free energy, the exact unnormalised -log p(x):
 
-which is the paper's energy (Eq. 6) with its natural parameters W U + b written as tau eta. The
-posterior is exact, factorised and the same at every tau (Eq. 5),
+    F(x) = ||x - mu||^2 - sum_k softplus(eta_k(x)).
 
-    p(z | x) = Bern(sigmoid(eta(x))),
+At a temperature tau, p_tau(x, z) proportional to exp(-E(z, x) / tau), the posterior is
+Bern(sigmoid(eta / tau)) and the marginal is exp(-F_tau(x) / tau) with the tempered free energy
 
-and summing z out gives the free energy, the exact unnormalised -tau log p(x):
+    F_tau(x) = ||x - mu||^2 - tau * sum_k softplus(eta_k(x) / tau)
 
-    F(x) = ||x - mu||^2 - tau sum_k softplus(eta_k(x)).
-
-tau = 1 is the paper's density. Why eta and not tau eta is what the network outputs: the
-optimiser moves each weight by about its learning rate per update, so the parameters it moves
-must be the posterior's logits at unit scale. When the logits were tau eta, an update moved the
-posterior's logits by 1 / tau times the learning rate (1,000 times at tau = 1e-3), and every
-unit saturated within a few dozen updates (see the generation page).
+(tau = 1 is the paper's density; as tau -> 0 the softplus tends to relu(eta)). The posterior's
+natural parameters at the model's temperature are eta / tau (:meth:`NNEFHEnergy.natural_parameters`).
+The network outputs eta, in the energy's units; the generation page explains why this scale is
+kept: parametrised so that it outputs eta / tau instead, the model at tau = 1e-3 learned a
+thousand times more slowly and its latent layer still saturated.
 """
 
 from __future__ import annotations
@@ -52,7 +50,7 @@ class NNEFHEnergy(EnergyModel):
     n_components : int
         K, the number of Bernoulli latent units.
     weight_std : float, default=0.01
-        W is initialised from N(0, weight_std^2); b and mu start at zero (the first
+        W is initialised from N(0, weight_std^2); b_z and mu start at zero (the first
         author's EFH code; the paper does not say).
     generator : torch.Generator, optional
         Source of randomness for the initialisation of W.
@@ -88,28 +86,32 @@ class NNEFHEnergy(EnergyModel):
     def quadratic(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mu).square().flatten(1).sum(1)  # (B,)
 
-    def natural_parameters(self, x: torch.Tensor) -> torch.Tensor:
-        """eta(x) = W U(x) + b, the logits of p(z | x), shape (B, K)."""
-        return dense(self.statistics(x), self.weight, self.bias)  # (B, K)
+    def _eta_from_statistics(self, u: torch.Tensor) -> torch.Tensor:
+        return dense(u, self.weight, self.bias)  # (B, K)
 
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
-        # The coefficient of z in -E, tau eta: the posterior at a temperature T is
-        # sigmoid(tau eta / T), which is sigmoid(eta) at the model's own T = tau.
-        return self.temperature * self.natural_parameters(x)
+        return self._eta_from_statistics(self.statistics(x))
+
+    def natural_parameters(self, x: torch.Tensor) -> torch.Tensor:
+        """eta(x) / tau = (W U(x) + b) / tau: the logits of p(z | x) at the model's temperature."""
+        return self.posterior_logits(x) / self.temperature
 
     def energy(self, x: torch.Tensor, z: Optional[torch.Tensor]) -> torch.Tensor:
         if z is None:
             raise ValueError("the NN-EFH joint energy needs a latent z; use free_energy(x)")
-        return self.quadratic(x) - (z * self.posterior_logits(x)).sum(1)
+        eta = self.posterior_logits(x)
+        # U^T W^T z + b^T z = z . eta
+        return self.quadratic(x) - (z * eta).sum(1)
 
     def free_energy(self, x: torch.Tensor) -> torch.Tensor:
-        return self.quadratic(x) - self.temperature * F.softplus(self.natural_parameters(x)).sum(1)
+        tau = self.temperature
+        return self.quadratic(x) - tau * F.softplus(self.posterior_logits(x) / tau).sum(1)
 
     def conditional_grad(self, z: Optional[torch.Tensor]) -> GradFn:
         if z is None:
             raise ValueError("the NN-EFH conditional gradient needs a latent z")
-        # dE/dx = 2 (x - mu) - tau J_U(x)^T (W^T z); W^T z is fixed for a whole Langevin block.
-        direction = (self.temperature * (z @ self.weight)).detach()  # (B, N)
+        # dE/dx = 2 (x - mu) - J_U(x)^T (W^T z); W^T z is fixed for a whole Langevin block.
+        direction = (z @ self.weight).detach()  # (B, N)
         mu = self.mu.detach()
 
         def grad_fn(x: torch.Tensor) -> torch.Tensor:
