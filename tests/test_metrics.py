@@ -351,7 +351,7 @@ def test_chain_distance_compares_like_with_like():
 
     X = load_digits().data[:64]
     est = GRBM(n_components=6, max_iter=1, gibbs_steps=3, langevin_steps=4, step_schedule="cosine",
-               random_state=0, device="cpu", log_partition=None).fit(X)
+               energy_scale="batch", random_state=0, device="cpu", log_partition=None).fit(X)
     with torch.no_grad():
         est.module_.weight.zero_()
     # A vanishing temperature: the chains are deterministic up to noise of order 1e-8.

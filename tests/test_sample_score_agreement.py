@@ -22,17 +22,10 @@ def _moons():
     return StandardScaler().fit_transform(X)
 
 
-#: Small networks at temperature 1 with Metropolis-adjusted steps: the recipe under which the
-#: two neural models' chains target their own density. Sampling uses long chains (agreement
-#: needs mixing, which 2-D chains reach in a few hundred steps).
-NEURAL = dict(n_statistics=32, temperature=1.0, step_size=0.05, metropolis=True, max_iter=30,
-              batch_size=100, learning_rate=1e-3, log_partition=None, random_state=0)
-MODELS = {
-    "nnefh": lambda: NNEFH(n_components=32, gibbs_steps=2, langevin_steps=10, **NEURAL),
-    "ebm": lambda: EBM(langevin_steps=20, **NEURAL),
-    "grbm": lambda: GRBM(n_components=8, gibbs_steps=10, batch_size=100, max_iter=30, log_partition=None,
-                         random_state=0),
-}
+#: The estimators at their defaults for tabular data, trained briefly. Sampling uses long
+#: chains from noise (agreement needs mixing, which 2-D chains reach in a few hundred steps).
+SHORT = dict(max_iter=30, log_partition=None, random_state=0)
+MODELS = {"nnefh": lambda: NNEFH(**SHORT), "ebm": lambda: EBM(**SHORT), "grbm": lambda: GRBM(**SHORT)}
 LONG_CHAINS = {"nnefh": dict(gibbs_steps=20, langevin_steps=20), "ebm": dict(langevin_steps=400),
                "grbm": dict(gibbs_steps=50)}
 

@@ -39,7 +39,7 @@ class GRBM(BaseEnergyEstimator):
         standardisation); the GRBM always sees flattened rows. "auto" as in :class:`NNEFH`
         (named columns are tabular).
     gibbs_steps : int or "auto", default="auto"
-        "auto": 100 for images, 10 for tabular data (``image_shape_`` None).
+        "auto": 100 for images, 30 for tabular data (``image_shape_`` None).
         Gibbs rounds per update (the reference's ``CD_step``).
     langevin_steps : int, default=10
         L, Langevin steps per Gibbs round.
@@ -160,7 +160,7 @@ class GRBM(BaseEnergyEstimator):
     #: What "auto" means for images and for tabular data (see ``_resolve_params``).
     _auto_defaults = {
         "n_components": (4096, 16),
-        "gibbs_steps": (100, 10),
+        "gibbs_steps": (100, 30),
     }
 
     _parameter_constraints: dict = {

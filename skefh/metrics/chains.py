@@ -84,8 +84,11 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
         raise ValueError(f"{type(estimator).__name__} has no latent layer: there is no Gibbs step")
     if target not in ("marginal", "fixed_latent"):
         raise ValueError(f"target must be 'marginal' or 'fixed_latent', got {target!r}")
+    # Like for like: unadjusted Euler steps in both chains, as in the paper's Fig. 2 (not a
+    # GRBM's exact Gaussian blocks or Metropolis-adjusted steps, which Langevin alone on the
+    # marginal does not take).
     settings = estimator.sampling_settings(gibbs_steps=gibbs_steps, langevin_steps=langevin_steps,
-                                           temperature=temperature)
+                                           temperature=temperature).with_(exact_blocks=False, metropolis=False)
     visible_temperature, latent_temperature = settings.temperatures(model)
     seed = int(check_random_state(random_state).randint(2**31 - 1))
     device = estimator.device_

@@ -67,6 +67,11 @@ class GibbsLangevinSettings:
         "bfloat16" computes the Langevin energy gradients under bfloat16 autocast (about 2.8x
         faster on CPUs with native bfloat16; the chain state, its noise and the latent draws
         stay float32). Validated against float32 in the tests and ``benchmarks/``.
+    exact_blocks : bool, default=True
+        Where the model integrates the Langevin diffusion of its visible conditional exactly
+        (``model.conditional_langevin``: the GRBM, whose x | z is Gaussian), use that instead
+        of Euler steps. False runs Euler steps for every model (like-for-like comparisons with
+        Langevin alone on another target, as in :func:`skefh.metrics.chain_distance`).
     metropolis : bool, default=False
         Metropolis-adjusted Langevin (:func:`~skefh.samplers.langevin.metropolis_langevin`):
         every x-step is accepted or rejected so that the chain leaves the target invariant at
@@ -89,6 +94,7 @@ class GibbsLangevinSettings:
     schedule: str = "constant"
     visible_step: str = "langevin"
     precision: str = "float32"
+    exact_blocks: bool = True
     metropolis: bool = False
     bounds: Optional[tuple] = None
 
@@ -166,7 +172,7 @@ def gibbs_langevin(
     low_precision = settings.precision == "bfloat16"
     temperature, latent_temperature = settings.temperatures(model)
     # Models whose x | z is Gaussian integrate the Langevin diffusion exactly (stable at any step).
-    exact_block = getattr(model, "conditional_langevin", None)
+    exact_block = getattr(model, "conditional_langevin", None) if settings.exact_blocks else None
     with sampling_mode(model), torch.no_grad():
         steps = step_schedule(
             settings.step_size * model.step_size_scale(), settings.n_langevin, settings.schedule
