@@ -193,8 +193,27 @@ class BaseEnergyEstimator(
                 f"got {self.features!r}"
             )
 
+    #: Largest magnitude of a row in working units (the training data's scale, about 1) that the
+    #: float32 network evaluates: its energies square the values, and float32 overflows at 3e38.
+    _max_working_magnitude = 1e15
+
     def _validate_input(self, X, reset: bool) -> np.ndarray:
         X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=reset)
+        # Values that overflow the model's arithmetic are refused here, by name, rather than
+        # returned as NaN features and scores from deep inside the network.
+        if reset:
+            largest = float(np.abs(X).max()) if X.size else 0.0
+            if largest > np.finfo(np.float32).max:
+                raise ValueError(f"X has values of magnitude up to {largest:.3g}, beyond float32's range "
+                                 f"({np.finfo(np.float32).max:.3g}), in which the model computes")
+        elif X.size and hasattr(self, "range_map_"):
+            with np.errstate(over="ignore", invalid="ignore"):
+                working = float(np.abs(self.range_map_.to_working(X)).max())
+            if not working <= self._max_working_magnitude:
+                raise ValueError(
+                    f"X has values of magnitude up to {float(np.abs(X).max()):.3g}, more than "
+                    f"{self._max_working_magnitude:.0e} times the training data's scale, where the model's "
+                    "float32 energies overflow; rescale the input or drop those rows")
         return X
 
     def _optimizer(self, params):
