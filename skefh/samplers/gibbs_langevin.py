@@ -169,7 +169,6 @@ def gibbs_langevin(
     xs, zs = [], []
     grad_norm = torch.zeros((), device=x.device)
     acceptance = torch.zeros((), device=x.device)
-    low_precision = settings.precision == "bfloat16"
     temperature, latent_temperature = settings.temperatures(model)
     # Models whose x | z is Gaussian integrate the Langevin diffusion exactly (stable at any step).
     exact_block = getattr(model, "conditional_langevin", None) if settings.exact_blocks else None
@@ -185,44 +184,12 @@ def gibbs_langevin(
         for _ in range(settings.n_gibbs):
             if settings.visible_step == "exact":
                 x = model.sample_visible(z, generator, temperature)
-            elif exact_block is not None:  # a Gaussian conditional (GRBM): the diffusion solved exactly
-                out = exact_block(
-                    x,
-                    z,
-                    steps,
-                    temperature=temperature,
-                    energy_scale=settings.energy_scale,
-                    bounds=settings.bounds,
-                    generator=generator,
-                )
-                x = out["x"]
-                grad_norm += out["grad_norm"]
-            elif settings.metropolis:
-                out = metropolis_langevin(
-                    model.conditional_energy(z),
-                    x,
-                    step_size=steps,
-                    temperature=temperature,
-                    energy_scale=settings.energy_scale,
-                    bounds=settings.bounds,
-                    generator=generator,
-                )
-                x = out["x"]
-                grad_norm += out["grad_norm"]
-                acceptance += out["acceptance"]
             else:
-                with torch.autocast(x.device.type, torch.bfloat16, enabled=low_precision):
-                    out = langevin(
-                        model.conditional_grad(z),
-                        x,
-                        step_size=steps,
-                        temperature=temperature,
-                        energy_scale=settings.energy_scale,
-                        bounds=settings.bounds,
-                        generator=generator,
-                    )
+                out = _visible_block(model, x, z, steps, settings, temperature, exact_block, generator)
                 x = out["x"]
                 grad_norm += out["grad_norm"]
+                if settings.metropolis:
+                    acceptance += out["acceptance"]
             if model.has_latent:
                 z = model.sample_latent(x, generator, latent_temperature)
             if keep == "all":
@@ -240,6 +207,19 @@ def gibbs_langevin(
     if keep == "all":
         result["xs"], result["zs"] = xs, zs
     return result
+
+
+def _visible_block(model, x, z, steps, settings, temperature, exact_block, generator) -> dict:
+    """One block of Langevin steps on x given z, by the integrator the model and settings ask for:
+    the model's exact one (``exact_block``), Metropolis-adjusted steps, or Euler steps."""
+    options = dict(temperature=temperature, energy_scale=settings.energy_scale, bounds=settings.bounds,
+                   generator=generator)
+    if exact_block is not None:  # a Gaussian conditional (GRBM): the diffusion solved exactly
+        return exact_block(x, z, steps, **options)
+    if settings.metropolis:
+        return metropolis_langevin(model.conditional_energy(z), x, step_size=steps, **options)
+    with torch.autocast(x.device.type, torch.bfloat16, enabled=settings.precision == "bfloat16"):
+        return langevin(model.conditional_grad(z), x, step_size=steps, **options)
 
 
 def _noise_like_inputs(
