@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 from sklearn.utils.validation import check_is_fitted
+
+from ..training.loop import latent_batch_usage
 
 __all__ = ["LatentUsage", "latent_usage"]
 
@@ -32,6 +35,12 @@ class LatentUsage:
     entropy : float
         Mean Bernoulli entropy of ``p(z_k | x)`` in bits (0: deterministic, 1: a fair coin).
     n_rows : int
+    varying_std : float
+        Fraction of units whose ``p(z_k = 1 | x)`` has a standard deviation of at least
+        :data:`skefh.training.loop.VARYING_STD` (0.1) over the rows: the criterion that
+        ``history_`` records per update (``latent_varying``) on each data batch.
+    always_off : float
+        Fraction of units off (``p(z_k = 1 | x) <= 0.5``) for every row.
     """
 
     n_units: int
@@ -40,6 +49,8 @@ class LatentUsage:
     posterior_std: float
     entropy: float
     n_rows: int
+    varying_std: float = float("nan")
+    always_off: float = float("nan")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,5 +88,6 @@ def latent_usage(estimator, X) -> LatentUsage:
     always_on = float(np.mean(on.all(axis=0)))
     p = np.clip(probabilities, 1e-12, 1 - 1e-12)
     entropy = float(np.mean(-(p * np.log2(p) + (1 - p) * np.log2(1 - p))))
+    varying_std, _, always_off = (float(v) for v in latent_batch_usage(torch.from_numpy(probabilities)))
     return LatentUsage(int(probabilities.shape[1]), varying, always_on, float(probabilities.std(axis=0).mean()),
-                       entropy, int(probabilities.shape[0]))
+                       entropy, int(probabilities.shape[0]), varying_std, always_off)

@@ -54,7 +54,7 @@ def lr_factor(schedule: str, update: int, total: int) -> float:
 
 
 #: A latent unit "varies" when its posterior mean p(z_k = 1 | x) has at least this standard
-#: deviation across the rows of a batch (the threshold of :func:`skefh.metrics.latent_usage`).
+#: deviation across the rows of a batch (``varying_std`` of :func:`skefh.metrics.latent_usage`).
 VARYING_STD = 0.1
 
 
