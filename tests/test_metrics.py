@@ -402,6 +402,7 @@ def test_latent_usage_tells_a_constant_posterior_from_a_varying_one():
     varying = latent_usage(est, X)
     assert varying.n_units == 8 and varying.n_rows == 200 and varying.varying > 0.5
     assert varying.always_on + varying.varying <= 1.0
+    assert varying.varying_std > 0.5 and varying.always_off < 0.5
     assert est.features == "mean"
     with torch.no_grad():  # W = 0 and a large bias: every unit is on, whatever v is
         est.module_.weight.zero_()
@@ -412,7 +413,8 @@ def test_latent_usage_tells_a_constant_posterior_from_a_varying_one():
     assert usage.always_on == 1.0
     with torch.no_grad():  # half the units off everywhere, half on everywhere
         est.module_.bias[:4] = -30.0
-    assert latent_usage(constant, X).always_on == 0.5
+    halves = latent_usage(constant, X)
+    assert halves.always_on == 0.5 and halves.always_off == 0.5 and halves.varying_std == 0.0
     assert constant.features == "eta"  # restored
     with pytest.raises(ValueError, match="no latent layer"):
         latent_usage(EBM(n_statistics=4, n_filters=2, max_iter=0, device="cpu", log_partition=None).fit(X), X)

@@ -26,9 +26,9 @@ from ..samplers import GibbsLangevinSettings, TrainingSampler
 from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, ProgressBar
 from ._likelihood import LikelihoodMixin
 from ._persistence import PersistenceMixin, data_fingerprint
-from ._resolve import describe_image_shape, resolve_device, resolve_image_shape
+from ._resolve import describe_image_shape, resolve_auto_params, resolve_device, resolve_image_shape
 from ._sampling import SamplingMixin, seed_from
-from ._scaling import fit_range_map
+from ._scaling import check_magnitudes, fit_range_map
 
 __all__ = ["BaseEnergyEstimator"]
 
@@ -88,14 +88,8 @@ class BaseEnergyEstimator(
     _auto_defaults: dict = {}
 
     def _resolve_params(self) -> dict:
-        """The parameters as a fit uses them: each "auto" of :attr:`_auto_defaults` replaced by
-        the value for the data's kind (``image_shape_`` must be resolved)."""
-        params = self.get_params(deep=False)
-        column = 0 if self.image_shape_ is not None else 1
-        for name, values in self._auto_defaults.items():
-            if isinstance(params[name], str) and params[name] == "auto":
-                params[name] = values[column]
-        return params
+        """The parameters as a fit uses them (``image_shape_`` must be resolved)."""
+        return resolve_auto_params(self.get_params(deep=False), self._auto_defaults, self.image_shape_ is not None)
 
     #: Values ``features`` may take (each model's; the first is the default).
     _feature_options: tuple = ()
@@ -193,27 +187,9 @@ class BaseEnergyEstimator(
                 f"got {self.features!r}"
             )
 
-    #: Largest magnitude of a row in working units (the training data's scale, about 1) that the
-    #: float32 network evaluates: its energies square the values, and float32 overflows at 3e38.
-    _max_working_magnitude = 1e15
-
     def _validate_input(self, X, reset: bool) -> np.ndarray:
         X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=reset)
-        # Values that overflow the model's arithmetic are refused here, by name, rather than
-        # returned as NaN features and scores from deep inside the network.
-        if reset:
-            largest = float(np.abs(X).max()) if X.size else 0.0
-            if largest > np.finfo(np.float32).max:
-                raise ValueError(f"X has values of magnitude up to {largest:.3g}, beyond float32's range "
-                                 f"({np.finfo(np.float32).max:.3g}), in which the model computes")
-        elif X.size and hasattr(self, "range_map_"):
-            with np.errstate(over="ignore", invalid="ignore"):
-                working = float(np.abs(self.range_map_.to_working(X)).max())
-            if not working <= self._max_working_magnitude:
-                raise ValueError(
-                    f"X has values of magnitude up to {float(np.abs(X).max()):.3g}, more than "
-                    f"{self._max_working_magnitude:.0e} times the training data's scale, where the model's "
-                    "float32 energies overflow; rescale the input or drop those rows")
+        check_magnitudes(X, None if reset else getattr(self, "range_map_", None))
         return X
 
     def _optimizer(self, params):

@@ -8,7 +8,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["resolve_image_shape", "describe_image_shape", "resolve_device", "DeviceWarning"]
+__all__ = ["resolve_auto_params", "resolve_image_shape", "describe_image_shape", "resolve_device", "DeviceWarning"]
 
 
 class DeviceWarning(UserWarning):
@@ -106,4 +106,14 @@ def resolve_device(device) -> torch.device:
             stacklevel=3,
         )
         return torch.device("cpu")
+    return resolved
+
+
+def resolve_auto_params(params: dict, auto_defaults: dict, is_image: bool) -> dict:
+    """``params`` with each "auto" of ``auto_defaults`` (``{name: (for images, for tabular
+    data)}``) replaced by the value for the data's kind."""
+    resolved = dict(params)
+    for name, values in auto_defaults.items():
+        if isinstance(resolved[name], str) and resolved[name] == "auto":
+            resolved[name] = values[0 if is_image else 1]
     return resolved

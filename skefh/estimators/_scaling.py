@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RangeMap", "fit_range_map"]
+__all__ = ["RangeMap", "check_magnitudes", "fit_range_map"]
 
 
 class RangeMap:
@@ -71,3 +71,36 @@ def fit_range_map(X: np.ndarray, kind: str) -> RangeMap:
         std[~(std > 0)] = 1.0
         return RangeMap(mean, 1.0 / std, kind)
     raise ValueError(f"unknown range map {kind!r}")
+
+
+#: Largest magnitude of a row in working units (the training data's scale, about 1) that the
+#: float32 networks evaluate: their energies square the values, and float32 overflows at 3e38.
+MAX_WORKING_MAGNITUDE = 1e15
+
+
+def check_magnitudes(X: np.ndarray, range_map: "RangeMap | None") -> None:
+    """Refuse, by name, values that would overflow the models' float32 arithmetic.
+
+    Without a range map (data a fit is about to scale), values beyond float32's range; with
+    one, values more than :data:`MAX_WORKING_MAGNITUDE` times the training data's scale. Such
+    rows used to come back as NaN features and scores from deep inside the network.
+
+    Raises
+    ------
+    ValueError
+    """
+    if X.size == 0:
+        return
+    largest = float(np.abs(X).max())
+    if range_map is None:
+        if largest > np.finfo(np.float32).max:
+            raise ValueError(f"X has values of magnitude up to {largest:.3g}, beyond float32's range "
+                             f"({np.finfo(np.float32).max:.3g}), in which the model computes")
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        working = float(np.abs(range_map.to_working(X)).max())
+    if not working <= MAX_WORKING_MAGNITUDE:
+        raise ValueError(
+            f"X has values of magnitude up to {largest:.3g}, more than {MAX_WORKING_MAGNITUDE:.0e} times the "
+            "training data's scale, where the model's float32 energies overflow; rescale the input or drop "
+            "those rows")

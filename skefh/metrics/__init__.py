@@ -3,19 +3,12 @@ classifier trained on the data, nearest neighbours, chain distances, latent usag
 dimension, and densities checked by quadrature and MMD."""
 
 from .chains import ChainDistance, chain_distance
-from .density import (
-    GridDensity,
-    MMDTest,
-    SampleScoreAgreement,
-    grid_log_partition,
-    mmd,
-    mmd_test,
-    sample_score_agreement,
-)
+from .density import GridDensity, SampleScoreAgreement, grid_log_partition, sample_score_agreement
 from .frechet import FIDResult, fid, frechet_distance, frechet_distance_from_stats
 from .judge import ImageJudge
 from .latent import LatentUsage, latent_usage
 from .likelihood import bits_per_dim
+from .mmd import MMDTest, mmd, mmd_test
 from .neighbours import nearest_neighbours
 from .paired import PairedAccuracy, paired_accuracy_test
 from .probe import ProbeResult, linear_probe, probe_predictions, probe_table

@@ -17,9 +17,9 @@ Bern(sigmoid(eta / tau)) and the marginal is exp(-F_tau(x) / tau) with the tempe
 
 (tau = 1 is the paper's density; as tau -> 0 the softplus tends to relu(eta)). The posterior's
 natural parameters at the model's temperature are eta / tau (:meth:`NNEFHEnergy.natural_parameters`).
-The network outputs eta, in the energy's units; the generation page explains why this scale is
-kept: parametrised so that it outputs eta / tau instead, the model at tau = 1e-3 learned a
-thousand times more slowly and its latent layer still saturated.
+The network outputs eta, in the energy's units. Parametrised so that it outputs eta / tau
+instead (the posterior's logits at unit scale for the optimiser), the model learned far more
+slowly at small tau and its latent layer still saturated (measured on the generation page).
 """
 
 from __future__ import annotations
