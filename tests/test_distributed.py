@@ -91,7 +91,15 @@ def _divergence_worker(rank, init_file, out_dir):
 @pytest.fixture
 def spawn(tmp_path):
     def run(worker):
-        mp.spawn(worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, join=True)
+        try:
+            mp.spawn(worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, join=True)
+        except mp.ProcessExitedException as exc:
+            # gloo's teardown can still abort a rank after the barrier ("terminate called without
+            # an active exception" in its I/O thread; seen once in seven CI runs). That happens
+            # after the workers wrote their results, which the tests then check: a rank that
+            # died before writing leaves its file missing and the test fails on it.
+            if exc.signal_name != "SIGABRT":
+                raise
         return tmp_path
 
     return run
