@@ -1,15 +1,16 @@
-"""Fit an NN-EFH on scikit-learn's digits, probe its features, and draw samples.
+"""Fit an NN-EFH at its defaults on scikit-learn's digits, probe its features, and draw samples.
 
 Runs in about two minutes on two CPU cores::
 
     python examples/digits_quickstart.py --out digits_samples.png
 
-Prints the linear-probe accuracy (standardised features -> multinomial logistic regression,
-fit on 1,347 training digits, accuracy on 450 held-out digits) of the learned sufficient
-statistics U(x), the natural parameters eta(x), and the raw pixels; writes a PNG grid of 64
-samples (``est.sample(64)``: Gibbs-Langevin chains continued from the training chains' replay
-buffer), and says how confidently a pixel classifier recognises them as digits (beside held-out
-digits and uniform noise).
+``NNEFH()`` with no arguments: for 8x8 images that is the CPU-sized network, chains restarted
+from noise at every update and 1,000 updates with a learning rate annealed to 0. Prints the
+linear-probe accuracy (standardised features -> multinomial logistic regression, fit on 1,347
+training digits, accuracy on 450 held-out digits) of the learned sufficient statistics U(x), the
+natural parameters eta(x), and the raw pixels; writes a PNG grid of 64 samples
+(``est.sample(64)``: Gibbs-Langevin chains from noise), and says how confidently a pixel
+classifier recognises them as digits (beside held-out digits and uniform noise).
 """
 
 from __future__ import annotations
@@ -25,33 +26,18 @@ from skefh.datasets import load_digits
 from skefh.metrics import class_coverage, linear_probe, mean_confidence, probe_table
 from skefh.plotting import save_image_grid
 
-#: A CPU-sized NN-EFH for 8x8 images (the paper's network is n_filters=128, U 1024, z 2048),
-#: with the library's default sampler and replay buffer. On digits, 500 updates at learning rate
-#: 2e-4 reached a Frechet distance of 14 in a digit classifier's features (held-out digits: 2;
-#: uniform noise: 210); see ``benchmarks/sample_quality.py``.
-SETTINGS = dict(
-    n_components=512,
-    n_statistics=256,
-    n_filters=32,
-    downsample="stride",
-    attention="last",
-    gibbs_steps=2,
-    langevin_steps=15,
-    learning_rate=2e-4,
-    max_iter=500,
-)
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="digits_samples.png", help="PNG file for the samples")
-    parser.add_argument("--max-iter", type=int, default=SETTINGS["max_iter"])
+    parser.add_argument("--max-iter", default="auto", type=lambda v: v if v == "auto" else int(v),
+                        help="updates (default: the estimator's, 1,000 for 8x8 images)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     data = load_digits()
     start = time.perf_counter()
-    est = NNEFH(**{**SETTINGS, "max_iter": args.max_iter}, random_state=args.seed, verbose=1)
+    est = NNEFH(max_iter=args.max_iter, random_state=args.seed, verbose=1)
     est.fit(data.X_train)
     print(f"fitted {est.n_iter_} updates in {time.perf_counter() - start:.1f} s on {est.device_}")
 
@@ -67,7 +53,7 @@ def main(argv=None):
 
     samples = est.sample(64, random_state=args.seed)
     path = save_image_grid(args.out, samples, data.image_shape, value_range=(0.0, 1.0))
-    print(f"wrote 64 samples (chains continued from the replay buffer) to {path}")
+    print(f"wrote 64 samples (chains from noise) to {path}")
 
     # Do the samples look like digits? A logistic regression on raw pixels, trained on the
     # training digits, labels them: its mean largest probability and how many classes it finds.

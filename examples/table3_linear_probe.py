@@ -13,10 +13,11 @@ feature set with the same protocol, and prints a markdown table beside the paper
 
 Protocol (every row): features of the full training split -> StandardScaler fitted on the
 training features -> multinomial logistic regression (L2, C=1, lbfgs) fitted on the training
-split -> accuracy on the test split. Rows: NN-EFH U(x) and eta(x), the EBM's penultimate layer
-U(x), the GRBM's p(h=1|v), raw pixels, and the NN-EFH network with untrained weights (so that
-what training adds is visible). The paper does not state its classifier, feature scaling or
-split; this protocol is ours and is the same for every row.
+split -> accuracy on the test split. Rows: NN-EFH U(x), eta(x) and the posterior means p(z|x),
+each beside the same estimator with untrained weights (so that what training adds is
+visible), the EBM's penultimate layer U(x), the GRBM's p(h=1|v), and raw pixels. The paper does
+not state its classifier, feature scaling or split; this protocol is ours and is the same for
+every row.
 
 Writes ``<out>/table3_<dataset>_<preset>.json`` (accuracies, timings, settings), the fitted
 models (``<out>/<model>.joblib``, for ``paper_figures.py``) and 64-image sample grids.
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 
 import joblib
+from sklearn.base import clone
 
 from skefh.datasets import load_dataset
 from skefh.metrics import linear_probe, probe_table
@@ -102,11 +104,12 @@ def main(argv=None):
 
     if "nnefh" in fitted:
         est = fitted["nnefh"]
-        probe("NN-EFH U(x)", est.set_params(features="U").transform)
-        probe("NN-EFH eta(x)", est.set_params(features="eta").transform)
+        # The same estimator (network, coupling, sizes) with its weights as initialised.
+        untrained = clone(est).set_params(max_iter=0, verbose=-1, checkpoint_path=None).fit(data.X_train)
+        for features, label in (("U", "U(x)"), ("eta", "eta(x)"), ("mean", "p(z|x)")):
+            probe(f"NN-EFH {label}", est.set_params(features=features).transform)
+            probe(f"untrained network {label}", untrained.set_params(features=features).transform)
         est.set_params(features="U")
-        untrained = make_estimator("nnefh", args.preset, **{**overrides, "max_iter": 0, "verbose": 0}).fit(data.X_train)
-        probe("untrained network U(x)", untrained.transform)
     if "ebm" in fitted:
         probe("EBM penultimate U(x)", fitted["ebm"].transform)
     if "grbm" in fitted:

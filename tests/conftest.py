@@ -41,14 +41,21 @@ class ZeroStatistics(nn.Module):
         )
 
 
-def tiny_nnefh(n_features=3, n_components=4, n_statistics=5, seed=0, weight_std=0.7):
-    """A float64 NN-EFH on an MLP with random (not small) parameters."""
+def tiny_nnefh(n_features=3, n_components=4, n_statistics=5, seed=0, weight_std=0.7, coupling="paper"):
+    """A float64 NN-EFH on an MLP with random (not small) parameters; centred, its read-out and
+    u_bar are random too."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     stats = MLPStatistics(n_features, n_statistics)
-    model = NNEFHEnergy(stats, (n_features,), n_statistics, n_components, weight_std=weight_std, generator=gen)
+    model = NNEFHEnergy(
+        stats, (n_features,), n_statistics, n_components, weight_std=weight_std, generator=gen, coupling=coupling
+    )
     with torch.no_grad():
-        model.bias.normal_(0, 0.5, generator=gen)
+        if coupling == "paper":
+            model.bias.normal_(0, 0.5, generator=gen)
+        else:
+            model.readout.normal_(0, 0.5, generator=gen)
+            model.statistics_mean.normal_(0, 0.5, generator=gen)
         model.mu.normal_(0, 0.5, generator=gen)
     return model.double()
 

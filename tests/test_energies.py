@@ -14,12 +14,16 @@ from skefh.nn import EBMEnergy, MLPStatistics
 SETTINGS = settings(max_examples=15, deadline=None)
 
 
+COUPLINGS = st.sampled_from(["paper", "centred"])
+
+
 def _brute_force_posterior(model, x, k):
-    """p(z | x) for every z, and -log sum_z exp(-E(z, x)), by enumerating all 2^k states."""
+    """p(z | x) for every z, and -tau log sum_z exp(-E(z, x) / tau), by enumerating all 2^k states."""
+    tau = model.temperature
     zs = all_binary_states(k)  # (2^k, k)
     energies = torch.stack([model.energy(x.expand(len(zs), -1), zs) for x in x.split(1)])  # (B, 2^k)
-    log_joint = -energies
-    return zs, torch.softmax(log_joint, dim=1), -torch.logsumexp(log_joint, dim=1)
+    log_joint = -energies / tau
+    return zs, torch.softmax(log_joint, dim=1), -tau * torch.logsumexp(log_joint, dim=1)
 
 
 @SETTINGS
@@ -28,12 +32,15 @@ def _brute_force_posterior(model, x, k):
     k=st.integers(1, 8),
     n_statistics=st.integers(1, 6),
     seed=st.integers(0, 10_000),
+    coupling=COUPLINGS,
+    tau=st.sampled_from([1.0, 0.3, 3.0]),
 )
-def test_nnefh_posterior_and_free_energy_match_enumeration(n_features, k, n_statistics, seed):
-    model = tiny_nnefh(n_features, k, n_statistics, seed=seed)
+def test_nnefh_posterior_and_free_energy_match_enumeration(n_features, k, n_statistics, seed, coupling, tau):
+    model = tiny_nnefh(n_features, k, n_statistics, seed=seed, coupling=coupling)
+    model.temperature = tau
     x = torch.randn(3, n_features, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
     zs, posterior, free_energy = _brute_force_posterior(model, x, k)
-    probs = torch.sigmoid(model.posterior_logits(x))  # (B, k)
+    probs = model.posterior_probabilities(x)  # (B, k)
     # The factorised Bernoulli posterior assigns each z the product of its marginals.
     factorised = torch.prod(torch.where(zs.bool(), probs[:, None, :], 1 - probs[:, None, :]), dim=2)
     torch.testing.assert_close(factorised, posterior, rtol=1e-9, atol=1e-12)
@@ -41,9 +48,9 @@ def test_nnefh_posterior_and_free_energy_match_enumeration(n_features, k, n_stat
 
 
 @SETTINGS
-@given(n_features=st.integers(1, 4), seed=st.integers(0, 10_000))
-def test_nnefh_free_energy_gradient_matches_finite_differences(n_features, seed):
-    model = tiny_nnefh(n_features, 4, 5, seed=seed)
+@given(n_features=st.integers(1, 4), seed=st.integers(0, 10_000), coupling=COUPLINGS)
+def test_nnefh_free_energy_gradient_matches_finite_differences(n_features, seed, coupling):
+    model = tiny_nnefh(n_features, 4, 5, seed=seed, coupling=coupling)
     x = torch.randn(2, n_features, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
     grad = model.free_energy_grad(x)
     h = 1e-6
@@ -57,9 +64,9 @@ def test_nnefh_free_energy_gradient_matches_finite_differences(n_features, seed)
 
 
 @SETTINGS
-@given(n_features=st.integers(1, 4), k=st.integers(1, 6), seed=st.integers(0, 10_000))
-def test_nnefh_conditional_gradient_is_the_energy_gradient(n_features, k, seed):
-    model = tiny_nnefh(n_features, k, 5, seed=seed)
+@given(n_features=st.integers(1, 4), k=st.integers(1, 6), seed=st.integers(0, 10_000), coupling=COUPLINGS)
+def test_nnefh_conditional_gradient_is_the_energy_gradient(n_features, k, seed, coupling):
+    model = tiny_nnefh(n_features, k, 5, seed=seed, coupling=coupling)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(4, n_features, dtype=torch.float64, generator=gen)
     z = torch.bernoulli(torch.full((4, k), 0.5, dtype=torch.float64), generator=gen)
@@ -75,6 +82,38 @@ def test_nnefh_energy_matches_equation_six():
     u = model.statistics(x)
     expected = ((x - model.mu) ** 2).sum(1) - ((u @ model.weight.T) * z).sum(1) - z @ model.bias
     torch.testing.assert_close(model.energy(x, z), expected)
+
+
+def test_centred_nnefh_energy_is_the_stated_harmonium():
+    """E(z, x) = ||x - mu||^2 - a^T U(x) - z^T W (U(x) - u_bar), posterior logits W (U - u_bar)."""
+    model = tiny_nnefh(3, 4, 5, coupling="centred")
+    x = torch.randn(2, 3, dtype=torch.float64)
+    z = torch.tensor([[1.0, 0, 1, 1], [0, 0, 0, 1]], dtype=torch.float64)
+    u = model.statistics(x)
+    centred = u - model.statistics_mean
+    expected = ((x - model.mu) ** 2).sum(1) - u @ model.readout - ((centred @ model.weight.T) * z).sum(1)
+    torch.testing.assert_close(model.energy(x, z), expected)
+    torch.testing.assert_close(model.posterior_logits(x), centred @ model.weight.T)
+    assert model.bias is None
+
+
+def test_centred_mean_follows_the_data_and_the_paper_coupling_keeps_none():
+    """The first batch sets u_bar to its mean of U; later batches move it by the momentum."""
+    model = tiny_nnefh(3, 4, 5, coupling="centred")
+    model.n_observed.zero_()
+    first, second = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 3, dtype=torch.float64) + 1.0
+    model.observe_data(first)
+    with torch.no_grad():
+        torch.testing.assert_close(model.statistics_mean, model.statistics(first).mean(0))
+        expected = torch.lerp(model.statistics_mean, model.statistics(second).mean(0), model.centring_momentum)
+    model.observe_data(second)
+    torch.testing.assert_close(model.statistics_mean, expected)
+    assert int(model.n_observed) == 2
+    paper = tiny_nnefh(3, 4, 5)
+    before = {k: v.clone() for k, v in paper.state_dict().items()}
+    paper.observe_data(first)
+    assert all(torch.equal(before[k], v) for k, v in paper.state_dict().items())
+    assert not any("statistics_mean" in k for k in before)
 
 
 def test_ebm_gradient_matches_autograd():
@@ -166,5 +205,10 @@ def test_nnefh_natural_parameters_are_the_posterior_logits_at_the_models_tempera
     model.temperature = tau
     x = torch.randn(6, 3, dtype=torch.float64)
     eta = model.statistics(x) @ model.weight.T + model.bias
+    torch.testing.assert_close(model.natural_parameters(x), eta / tau)
+    torch.testing.assert_close(model.posterior_probabilities(x), torch.sigmoid(eta / tau))
+    model = tiny_nnefh(3, 4, 5, seed=3, coupling="centred")
+    model.temperature = tau
+    eta = (model.statistics(x) - model.statistics_mean) @ model.weight.T
     torch.testing.assert_close(model.natural_parameters(x), eta / tau)
     torch.testing.assert_close(model.posterior_probabilities(x), torch.sigmoid(eta / tau))

@@ -12,8 +12,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from skefh import NNEFH
-from skefh.metrics import chain_distance
-from skefh.presets import make_estimator, preset_params
+from skefh.metrics import chain_distance, linear_probe
+from skefh.presets import estimator_class, make_estimator, preset_params
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 X = load_digits().data[:300]
@@ -30,8 +30,8 @@ def test_table3_and_paper_figures_run_on_digits(tmp_path, capsys):
     table3 = _load_example("table3_linear_probe")
     table3.main(["--dataset", "digits", "--max-iter", "2", "--out", str(tmp_path), "--verbose", "0"])
     report = json.loads((tmp_path / "table3_digits_cpu.json").read_text())
-    rows = {"NN-EFH U(x)", "NN-EFH eta(x)", "untrained network U(x)", "EBM penultimate U(x)",
-            "GRBM p(h|v)", "raw pixels"}
+    rows = {"NN-EFH U(x)", "NN-EFH eta(x)", "NN-EFH p(z|x)", "untrained network U(x)", "untrained network eta(x)",
+            "untrained network p(z|x)", "EBM penultimate U(x)", "GRBM p(h|v)", "raw pixels"}
     assert set(report["accuracy"]) == rows
     assert all(0.1 < acc <= 1.0 for acc in report["accuracy"].values())
     assert report["accuracy"]["raw pixels"] > 0.9  # digits are easy for a linear model
@@ -62,6 +62,11 @@ def test_table3_probes_a_model_fitted_elsewhere(tmp_path, capsys):
     assert "fit_nnefh" not in report["seconds"]  # nothing was trained
     assert report["fitted_elsewhere"] == {"nnefh": str(tmp_path / "mine.joblib")}
     assert report["settings"]["nnefh"]["max_iter"] == "1"
+    # The untrained rows are the fitted estimator's own network (here the cpu preset's), re-initialised.
+    untrained = make_estimator("nnefh", "cpu", max_iter=0, random_state=0).fit(load_split().X_train)
+    expected = linear_probe(untrained.transform(load_split().X_train), load_split().y_train,
+                            untrained.transform(load_split().X_test), load_split().y_test)
+    assert report["accuracy"]["untrained network U(x)"] == pytest.approx(expected.accuracy)
     with pytest.raises(SystemExit):
         table3.main(["--dataset", "digits", "--fitted", "vae=x.joblib"])
 
@@ -106,7 +111,9 @@ def test_sample_chains_shape_and_last_frame():
     est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=3, langevin_steps=2, max_iter=2,
                 random_state=0, log_partition=None, device="cpu").fit(X)
     chains = est.sample_chains(X=X[:4], random_state=1)
-    assert chains.shape == (4, 4, 64)
+    # Trained on chains from noise (the image default), it samples from noise with twice the
+    # training rounds: the start, then 6 rounds.
+    assert chains.shape == (4, 1 + 2 * 3, 64)
     np.testing.assert_allclose(chains[:, -1], est.sample(X=X[:4], random_state=1), rtol=1e-5, atol=1e-4)
 
 
@@ -155,3 +162,23 @@ def test_the_short_run_preset_restarts_every_chain_and_anneals_the_rate(model, m
     assert rates[0] == pytest.approx(preset_rate) and rates[-1] < 0.1 * preset_rate
     assert all(b < a for a, b in zip(rates, rates[1:]))
     assert len(starts) == 6 and all(x is None for x in starts)  # fresh noise at every update
+
+
+@pytest.mark.parametrize("model", ["nnefh", "ebm", "grbm"])
+def test_the_image_defaults_train_the_short_run_recipe_and_the_paper_preset_keeps_the_papers_scale(model):
+    """The defaults for 28x28 images resolve to what the ``cpu-short-run`` preset trains (the
+    docs present them as that recipe), and the ``paper`` preset still pins the paper's sizes,
+    which the defaults no longer give."""
+    def resolved(est):
+        est.image_shape_ = (1, 28, 28)
+        return est._resolve_params()
+
+    default = resolved(estimator_class(model)())
+    short_run = resolved(make_estimator(model, "cpu-short-run"))
+    assert default == short_run
+    paper = resolved(make_estimator(model, "paper"))
+    assert paper["max_iter"] == 50_000
+    expected = {"nnefh": dict(n_filters=128, n_statistics=1024, n_components=2048, gibbs_steps=5, langevin_steps=60),
+                "ebm": dict(n_filters=128, n_statistics=1024, langevin_steps=100),
+                "grbm": dict(n_components=4096, gibbs_steps=100, batch_size=512)}[model]
+    assert {k: paper[k] for k in expected} == expected

@@ -11,7 +11,7 @@ from skefh.nn.frozen import Dense, conv2d, dense, set_onednn_paths
 from skefh.samplers import sampling_mode
 
 pytestmark = pytest.mark.skipif(
-    not frozen._ONEDNN_PRESENT, reason="this PyTorch build has no oneDNN linear operators"
+    not frozen._onednn_available(), reason="this PyTorch build has no oneDNN linear operators"
 )
 
 

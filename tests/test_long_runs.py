@@ -13,8 +13,9 @@ from skefh.cli import parse_overrides
 from skefh.training import Callback, CheckpointError, DivergenceError
 
 X = load_digits().data[:256]
+# A constant learning rate: max_iter may then change when a fit resumes (a schedule's horizon may not).
 TINY = dict(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=3, batch_size=32,
-            random_state=0, device="cpu", log_partition=None)
+            lr_schedule="constant", random_state=0, device="cpu", log_partition=None)
 
 
 class Interrupt(Callback):
@@ -86,10 +87,12 @@ def test_max_iter_may_change_on_resume_only_without_a_schedule(tmp_path):
     path = tmp_path / "ckpt.pt"
     NNEFH(max_iter=2, checkpoint_path=path, **TINY).fit(X)
     assert NNEFH(max_iter=3, checkpoint_path=path, **TINY).fit(X).n_iter_ == 3
-    cosine = tmp_path / "cosine.pt"
-    NNEFH(max_iter=2, checkpoint_path=cosine, lr_schedule="cosine", **TINY).fit(X)
-    with pytest.raises(CheckpointError, match="max_iter: 2 -> 3"):
-        NNEFH(max_iter=3, checkpoint_path=cosine, lr_schedule="cosine", **TINY).fit(X)
+    for schedule in ("cosine", "auto"):  # "auto" is a cosine for images
+        annealed = {**TINY, "lr_schedule": schedule}
+        cosine = tmp_path / f"{schedule}.pt"
+        NNEFH(max_iter=2, checkpoint_path=cosine, **annealed).fit(X)
+        with pytest.raises(CheckpointError, match="max_iter: 2 -> 3"):
+            NNEFH(max_iter=3, checkpoint_path=cosine, **annealed).fit(X)
 
 
 def test_a_checkpoint_from_another_device_resumes_deterministically(tmp_path):
@@ -147,7 +150,8 @@ def test_a_restored_fit_still_performs_max_iter_updates():
     """A restore rewinds the model to a snapshot; the discarded updates are run again, and the
     history says what happened (asked 20, the loop used to stop after 11)."""
     est = NNEFH(max_iter=20, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
-                chain_bounds=None, on_divergence="restore", **{**TINY, "langevin_steps": 10})
+                chain_bounds=None, replay_buffer=10_000, attention=True, downsample="maxpool",
+                on_divergence="restore", **{**TINY, "langevin_steps": 10})
     est.fit(X)
     events = [h for h in est.history_ if h.get("event") == "restored"]
     updates = [h["update"] for h in est.history_ if "event" not in h]

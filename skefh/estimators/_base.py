@@ -23,9 +23,9 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from ..nn.base import module_lock, sampling_mode
 from ..samplers import GibbsLangevinSettings, TrainingSampler
-from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, ProgressBar
+from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, DurationNotice, ProgressBar
 from ._likelihood import LikelihoodMixin
-from ._persistence import PersistenceMixin, data_fingerprint
+from ._persistence import PersistenceMixin
 from ._resolve import describe_image_shape, resolve_auto_params, resolve_device, resolve_image_shape
 from ._sampling import SamplingMixin, seed_from
 from ._scaling import check_magnitudes, fit_range_map
@@ -60,18 +60,18 @@ class BaseEnergyEstimator(
         "image_shape": [StrOptions({"auto"}), tuple, list, None],
         "langevin_steps": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "step_size": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "optimizer": [StrOptions({"adam", "sgd"})],
-        "lr_schedule": [StrOptions({"constant", "cosine", "linear"})],
+        "lr_schedule": [StrOptions({"constant", "cosine", "linear", "auto"})],
         "data_noise": [Interval(Real, 0, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "energy_l2": [Interval(Real, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        "verbose": [Interval(Integral, -1, None, closed="left"), "boolean"],
         "checkpoint_path": [str, os.PathLike, None],
         "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
         "on_divergence": [StrOptions({"raise", "restore"})],
@@ -82,14 +82,14 @@ class BaseEnergyEstimator(
     }
 
     #: Parameters whose default "auto" depends on the kind of data: ``{name: (for images, for
-    #: tabular data)}``. Image models are sized for pictures; tabular ones are small, at
+    #: tabular data)}``. Image models are sized for a CPU and trained on chains from noise; tabular ones are small, at
     #: temperature 1, with Metropolis-adjusted chains, so that a fit on a few thousand rows
-    #: takes seconds and ``sample`` draws from the density ``score`` measures.
+    #: stays quick and ``sample`` draws from the density ``score`` measures.
     _auto_defaults: dict = {}
 
     def _resolve_params(self) -> dict:
         """The parameters as a fit uses them (``image_shape_`` must be resolved)."""
-        return resolve_auto_params(self.get_params(deep=False), self._auto_defaults, self.image_shape_ is not None)
+        return resolve_auto_params(self.get_params(deep=False), self._auto_defaults, self.image_shape_)
 
     #: Values ``features`` may take (each model's; the first is the default).
     _feature_options: tuple = ()
@@ -130,13 +130,30 @@ class BaseEnergyEstimator(
 
     # -- what the capability mixins read (their interface to the fitted state) -----------------
     def _trained_sampler_settings(self) -> GibbsLangevinSettings:
-        """The sampler the model was last trained with (pickles of earlier versions: the
-        parameters as they are)."""
+        """The sampler the model was last trained with (a pickle written before the trained
+        parameters were stored: its parameters as they are)."""
         return self._sampler_settings(getattr(self, "_trained_params", None) or self.get_params(deep=False))
 
     def _output_dtype(self):
         """The dtype of the training data, which ``sample`` returns."""
         return self._fit_dtype
+
+    def _fit_seed(self) -> int:
+        """The integer seed the fit drew from ``random_state``; other streams derive from it."""
+        return self._seed
+
+    def _current_trainer_state(self) -> Optional[dict]:
+        """The trainer's state: live during ``fit`` (a checkpoint callback), else as it ended."""
+        trainer = getattr(self, "_live_trainer", None)
+        return trainer.state_dict() if trainer is not None else self._trainer_state
+
+    def _load_fit_state(self, seed: int, trainer_state: dict) -> None:
+        """Restore a fit from its seed and trainer state (a checkpoint): weights, history, count."""
+        self._seed = int(seed)
+        self.module_.load_state_dict(trainer_state["model"])
+        self._trainer_state = trainer_state
+        self.history_ = list(trainer_state["history"])
+        self.n_iter_ = int(trainer_state["n_updates"])
 
     def _replay_buffer_state(self):
         """The replay buffer's state dict (live during fit, else the fitted state), or None."""
@@ -204,7 +221,7 @@ class BaseEnergyEstimator(
         self._check_features()
         named = getattr(self, "feature_names_in_", None) is not None  # set by validate_data
         self.image_shape_ = resolve_image_shape(self.image_shape, X.shape[1], has_feature_names=named)
-        if self.verbose and isinstance(self.image_shape, str):
+        if self.verbose > 0 and isinstance(self.image_shape, str):
             print(f"[{type(self).__name__}] {describe_image_shape(self.image_shape_, X.shape[1], named)}")
         self.device_ = resolve_device(self.device)
         self.range_map_ = fit_range_map(X, "image" if self.image_shape_ is not None else "standardise")
@@ -216,7 +233,8 @@ class BaseEnergyEstimator(
         init_generator = torch.Generator().manual_seed(seed)
         module = self._build_module(self._input_shape(), init_generator).to(self.device_)
         if self.image_shape_ is not None:
-            # channels_last measured ~1.5x faster for the conv net's input gradients on CPU.
+            # channels_last gives faster oneDNN kernels for the conv net's input gradients on
+            # the CPU (see the performance page of the docs).
             module = module.to(memory_format=torch.channels_last)
         self.module_ = module
         # A refit that fails part-way must not leave the previous model's log Z beside the new
@@ -269,8 +287,10 @@ class BaseEnergyEstimator(
             callbacks.append(
                 Checkpoint(self.checkpoint_path, self.checkpoint_every, self._checkpoint_state, is_main)
             )
-        if self.verbose and is_main:
+        if self.verbose > 0 and is_main:
             callbacks.append(ProgressBar(n_updates, verbose=int(self.verbose), desc=type(self).__name__))
+        elif self.verbose == 0 and is_main:
+            callbacks.append(DurationNotice(n_updates, desc=type(self).__name__))
         callbacks.extend(self.callbacks or ())
         return callbacks
 
@@ -315,13 +335,13 @@ class BaseEnergyEstimator(
         # the lock is the one sampling_mode holds while the weights are frozen.
         with module_lock(self.module_):
             self._trained_params = self._resolve_params()
-            trainer = self._make_trainer(self.max_iter, n_updates, lr_schedule)
+            trainer = self._make_trainer(self._trained_params["max_iter"], n_updates, lr_schedule)
             data = self._to_tensor(self.range_map_.to_working(X))
             data = trainer.world.shard(data)
             self._live_trainer = trainer  # read by the checkpoint callback mid-fit
             try:
                 with self._compiled():
-                    trainer.fit(data, n_updates, self.batch_size)
+                    trainer.fit(data, n_updates, self._trained_params["batch_size"])
             finally:
                 self._live_trainer = None
                 self._trainer_state = trainer.state_dict()
@@ -349,10 +369,10 @@ class BaseEnergyEstimator(
         self._initialise(X)
         self._check_log_partition()  # before any update: an impossible request fails now
         self._remember_bound_rows(X)
-        self._data_fingerprint = data_fingerprint(X) if self.checkpoint_path is not None else None
+        self._remember_training_data(X)
         remaining = self._resume_from_checkpoint(X)
         if remaining > 0:
-            self._run(X, remaining, self.lr_schedule)
+            self._run(X, remaining, self._trained_params["lr_schedule"])
         self._after_fit(X)
         return self
 
@@ -387,8 +407,8 @@ class BaseEnergyEstimator(
             self._initialise(X)
         self._check_log_partition()
         self._remember_bound_rows(X)
-        n_updates = max(math.ceil(X.shape[0] / self.batch_size), 1)
-        self._data_fingerprint = None
+        n_updates = max(math.ceil(X.shape[0] / self._resolve_params()["batch_size"]), 1)
+        self._remember_training_data(None)
         self._run(X, n_updates, "constant")
         self._invalidate_log_partition()
         return self

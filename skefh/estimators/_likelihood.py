@@ -98,7 +98,7 @@ class LikelihoodMixin:
     def _remember_bound_rows(self, X) -> None:
         """Keep up to ``_bound_centres`` rows of the training data ``X`` as kernel centres, so
         that the bound, and the verdict on an AIS estimate, never depend on the rows scored."""
-        rows = np.random.default_rng(self._seed).permutation(len(X))[: self._bound_centres]
+        rows = np.random.default_rng(self._fit_seed()).permutation(len(X))[: self._bound_centres]
         self._bound_rows = self.range_map_.to_working(X[np.sort(rows)])
 
     def _after_fit(self, X) -> None:
@@ -128,7 +128,7 @@ class LikelihoodMixin:
             return None
         dtype = next(self.module_.parameters()).dtype
         centres = self._to_tensor(self._bound_rows).to(dtype)
-        generator = torch.Generator(device=self.device_).manual_seed(self._seed + 11)
+        generator = torch.Generator(device=self.device_).manual_seed(self._fit_seed() + 11)
         tau = self.module_.temperature
         bounds = []
         for scale in self._bound_variances:

@@ -45,7 +45,7 @@ class NeuralStatisticsMixin:
         "spectral_norm": ["boolean"],
         "temperature": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "chain_bounds": [StrOptions({"auto"}), tuple, list, None],
-        "replay_buffer": [Interval(Integral, 0, None, closed="left")],
+        "replay_buffer": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "replay_reinit": [Interval(Real, 0, 1, closed="both")],
         "sampler_precision": [StrOptions({"float32", "bfloat16"})],
         "metropolis": ["boolean", StrOptions({"auto"})],
@@ -70,9 +70,14 @@ class NeuralStatisticsMixin:
             )
 
     def _replay_buffer(self):
-        if self.replay_buffer < 1:
+        size = self._trained_params["replay_buffer"]
+        if size < 1:
             return None  # the paper's recipe: every chain starts from noise
-        return ReplayBuffer(self.replay_buffer, self.replay_reinit)
+        return ReplayBuffer(size, self.replay_reinit)
+
+    def _noise_start_rounds_factor(self) -> int:
+        trained = getattr(self, "_trained_params", None) or self._resolve_params()
+        return 2 if trained["replay_buffer"] == 0 else 1
 
     def _compiled(self):
         """torch.compile the statistics network for the duration of a block, if asked to."""

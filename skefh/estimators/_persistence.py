@@ -30,8 +30,8 @@ _RESUME_FREE_PARAMS = {
 }
 
 # What a checkpoint or pickle written before a parameter existed ran with, where that is not
-# today's default (the replay buffer became the default in 0.2, the chains' box in 0.3; before
-# they existed there was neither).
+# the parameter's default: such a model trained without a replay buffer and with unbounded
+# chains.
 _VALUE_BEFORE_IT_EXISTED = {"replay_buffer": 0, "replay_reinit": 0.05, "chain_bounds": None}
 
 
@@ -80,7 +80,14 @@ def _plain_params(params: dict, skip=()) -> dict:
 
 
 class PersistenceMixin:
-    """``__getstate__``/``__setstate__`` and checkpoint support for the estimators."""
+    """``__getstate__``/``__setstate__`` and checkpoint support for the estimators.
+
+    A pickle holds the fitted model (weights, data scaling, replay buffer, history, random
+    streams) but not the optimizer's moment estimates, which would triple its size: after
+    unpickling, ``partial_fit`` continues from the same weights with a fresh optimizer. A
+    checkpoint (``checkpoint_path``) holds everything, and a fit resumed from it is the fit
+    that was interrupted.
+    """
 
     # -- pickling ---------------------------------------------------------------------------------
     def __getstate__(self):
@@ -92,8 +99,10 @@ class PersistenceMixin:
             state["module_"] = copy.deepcopy(state["module_"]).cpu()
             state["device_"] = "cpu"
         if state.get("_trainer_state") is not None:
-            # The weights are already in module_: do not store them twice.
-            state["_trainer_state"] = _to_cpu({**state["_trainer_state"], "model": None})
+            # The weights are already in module_: do not store them twice. The optimizer's
+            # moment estimates (twice the weights' size) are left out: a pickle is the fitted
+            # model; a fit that must resume exactly writes a checkpoint (``checkpoint_path``).
+            state["_trainer_state"] = _to_cpu({**state["_trainer_state"], "model": None, "optimizer": None})
         return state
 
     def __setstate__(self, state):
@@ -115,9 +124,16 @@ class PersistenceMixin:
             self.__dict__.update(state)
 
     # -- checkpoints ------------------------------------------------------------------------------
+    def _remember_training_data(self, X) -> None:
+        """Fingerprint the rows ``fit`` trains on (with a ``checkpoint_path``), so that a
+        checkpoint is never resumed on other data; None forgets it (``partial_fit``)."""
+        self._data_fingerprint = (
+            data_fingerprint(X) if X is not None and self.checkpoint_path is not None else None
+        )
+
     def _comparable_params(self) -> dict:
         free = set(_RESUME_FREE_PARAMS)
-        if self.lr_schedule != "constant":
+        if self._trained_params["lr_schedule"] != "constant":
             free.discard("max_iter")  # it sets the schedule's horizon, hence the trajectory
         return _plain_params(self.get_params(deep=False), skip=free)
 
@@ -138,16 +154,16 @@ class PersistenceMixin:
                 [str(name) for name in self.feature_names_in_] if hasattr(self, "feature_names_in_") else None
             ),
             "image_shape": None if self.image_shape_ is None else list(self.image_shape_),
-            "fit_dtype": str(np.dtype(self._fit_dtype)),
+            "fit_dtype": str(np.dtype(self._output_dtype())),
             "range_map": {
                 "offset": torch.from_numpy(self.range_map_.offset),
                 "scale": torch.from_numpy(self.range_map_.scale),
                 "kind": self.range_map_.kind,
             },
-            "seed": int(self._seed),
+            "seed": int(self._fit_seed()),
             "data_fingerprint": getattr(self, "_data_fingerprint", None),
             "extra": _to_cpu(self._extra_state()),
-            "trainer": _to_cpu(self._trainer_state_live()),
+            "trainer": _to_cpu(self._current_trainer_state()),
         }
 
     def _extra_state(self) -> dict:
@@ -156,10 +172,6 @@ class PersistenceMixin:
 
     def _load_extra_state(self, state: dict) -> None:
         """Restore what :meth:`_extra_state` saved."""
-
-    def _trainer_state_live(self) -> dict:
-        trainer = getattr(self, "_live_trainer", None)
-        return trainer.state_dict() if trainer is not None else self._trainer_state
 
     def _check_checkpoint(self, state: dict, path) -> None:
         if state.get("estimator") != type(self).__name__:
@@ -198,24 +210,19 @@ class PersistenceMixin:
     def _restore_from_state(self, state: dict) -> None:
         maps = state["range_map"]
         self.range_map_ = RangeMap(maps["offset"].numpy(), maps["scale"].numpy(), maps["kind"])
-        self._seed = int(state["seed"])
         self._data_fingerprint = state.get("data_fingerprint")
         self._load_extra_state(state.get("extra", {}))
-        trainer_state = state["trainer"]
-        self.module_.load_state_dict(trainer_state["model"])
-        self._trainer_state = trainer_state
-        self.history_ = list(trainer_state["history"])
-        self.n_iter_ = int(trainer_state["n_updates"])
+        self._load_fit_state(state["seed"], state["trainer"])
 
     def _resume_from_checkpoint(self, X) -> int:
         """Load ``checkpoint_path`` if it exists; return how many updates remain to run."""
         path = self.checkpoint_path
         if path is None or not Path(path).exists():
-            return self.max_iter
+            return self._trained_params["max_iter"]
         state = load_checkpoint(path)
         self._check_checkpoint(state, path)
         self._restore_from_state(state)
-        return max(self.max_iter - self.n_iter_, 0)
+        return max(self._trained_params["max_iter"] - self.n_iter_, 0)
 
     @classmethod
     def from_checkpoint(cls, path, **overrides):
@@ -249,11 +256,10 @@ class PersistenceMixin:
         est = cls(**params)
         dummy = np.zeros((1, int(state["n_features_in"])), dtype=np.dtype(state["fit_dtype"]))
         est._validate_input(dummy, reset=True)
-        names = state.get("feature_names_in")  # absent from checkpoints of earlier versions
+        names = state.get("feature_names_in")  # absent from checkpoints written before it was stored
         if names is not None:
             est.feature_names_in_ = np.asarray(names, dtype=object)
         est._initialise(dummy)
-        est._seed = int(state["seed"])
         est._restore_from_state(state)
         est._after_restore()
         return est

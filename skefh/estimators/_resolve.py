@@ -109,11 +109,31 @@ def resolve_device(device) -> torch.device:
     return resolved
 
 
-def resolve_auto_params(params: dict, auto_defaults: dict, is_image: bool) -> dict:
+def resolve_auto_params(params: dict, auto_defaults: dict, image_shape: Optional[tuple]) -> dict:
     """``params`` with each "auto" of ``auto_defaults`` (``{name: (for images, for tabular
-    data)}``) replaced by the value for the data's kind."""
+    data)}``) replaced by the value for the data's kind; an image value may be a function of
+    the ``(C, H, W)`` shape."""
     resolved = dict(params)
-    for name, values in auto_defaults.items():
+    for name, (for_images, for_tables) in auto_defaults.items():
         if isinstance(resolved[name], str) and resolved[name] == "auto":
-            resolved[name] = values[0 if is_image else 1]
+            if image_shape is None:
+                resolved[name] = for_tables
+            else:
+                resolved[name] = for_images(tuple(image_shape)) if callable(for_images) else for_images
     return resolved
+
+
+#: Pixels per channel from which an image counts as large for the default training length.
+LARGE_IMAGE_PIXELS = 16 * 16
+
+
+def default_image_updates(large: int, small: int = 1000):
+    """A ``max_iter`` "auto" rule: ``large`` updates for images of at least 16x16 pixels
+    (Fashion-MNIST, CIFAR-10), ``small`` for smaller ones (scikit-learn's 8x8 digits), whose
+    updates are cheap but whose few rows need fewer of them."""
+
+    def updates(image_shape: tuple) -> int:
+        return large if image_shape[1] * image_shape[2] >= LARGE_IMAGE_PIXELS else small
+
+    updates.__doc__ = f"{large} updates for images of at least 16x16 pixels, {small} for smaller ones"
+    return updates

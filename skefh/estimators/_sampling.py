@@ -63,9 +63,11 @@ class SamplingMixin:
             from noise.
         gibbs_steps, langevin_steps : int, optional
             Sampling budget: Gibbs rounds and Langevin steps per round (the EBM has one round
-            unless ``gibbs_steps`` asks for more blocks). Default: the training sampler's. On
-            Fashion-MNIST, models trained on short chains from noise generated best with 1.5 to
-            2 times their training budget and worse with ten times it; see the user guide.
+            unless ``gibbs_steps`` asks for more blocks). Default: the training sampler's, with
+            twice its Gibbs rounds for an NN-EFH or EBM trained on chains restarted from noise
+            (``replay_buffer=0``, the image default) when the chains start from noise: such
+            models generate best with about twice their training budget and worse with many
+            times it (see the generation page).
         step_size : float, optional
             Langevin step size; default the training sampler's.
         temperature : float, optional
@@ -87,7 +89,8 @@ class SamplingMixin:
                 samples = self._finalise_samples(out)
         return self.range_map_.to_data(self._to_numpy(samples, np.float64), dtype)
 
-    def sampling_settings(self, gibbs_steps=None, langevin_steps=None, step_size=None, temperature=None):
+    def sampling_settings(self, gibbs_steps=None, langevin_steps=None, step_size=None, temperature=None,
+                          init=None):
         """The sampler settings :meth:`sample` uses with these arguments.
 
         Without arguments: the settings of the training sampler the model was last trained
@@ -97,6 +100,11 @@ class SamplingMixin:
         ----------
         gibbs_steps, langevin_steps, step_size, temperature : optional
             As in :meth:`sample`; None keeps the training sampler's value.
+        init : {"auto", "noise", "buffer"} or None, default=None
+            As in :meth:`sample`: with "noise" (or "auto" without a replay buffer) and no
+            ``gibbs_steps``, the Gibbs rounds that :meth:`sample` runs from noise by default
+            (twice the training rounds for a model trained on chains from noise). None: the
+            training sampler's rounds.
 
         Returns
         -------
@@ -104,6 +112,10 @@ class SamplingMixin:
         """
         check_is_fitted(self)
         settings = self._trained_sampler_settings()
+        if init == "auto":
+            init = "buffer" if self._has_replay_states() else "noise"
+        if init == "noise" and gibbs_steps is None:
+            gibbs_steps = settings.n_gibbs * self._noise_start_rounds_factor()
         changes = {}
         for name, field, value in (("gibbs_steps", "n_gibbs", gibbs_steps),
                                    ("langevin_steps", "n_langevin", langevin_steps)):
@@ -119,6 +131,16 @@ class SamplingMixin:
         if temperature is not None and settings.latent_temperature is not None:
             changes["latent_temperature"] = float(temperature)  # one density at the asked temperature
         return settings.with_(**changes)
+
+    def _noise_start_rounds_factor(self) -> int:
+        """How many times the training sampler's Gibbs rounds ``sample`` runs from noise by default.
+
+        Models trained on chains restarted from noise at every update (no replay buffer)
+        generate best from noise with more steps than a training update gives its chains, and
+        worse with many more (see the generation page): twice the training rounds. Persistent
+        training chains and the GRBM keep their training budget.
+        """
+        return 1
 
     def _has_replay_states(self) -> bool:
         buffer = self._replay_buffer_state()
@@ -151,7 +173,7 @@ class SamplingMixin:
             init = "buffer" if self._has_replay_states() else "noise"
         seed = seed_from(random_state if random_state is not None else self.random_state)
         generator = torch.Generator(device=self.device_).manual_seed(seed)
-        settings = self.sampling_settings(**budget)
+        settings = self.sampling_settings(init=init, **budget)
         dtype = self._output_dtype()
         if X is not None:
             X = self._validate_input(X, reset=False)

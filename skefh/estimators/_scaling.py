@@ -82,8 +82,9 @@ def check_magnitudes(X: np.ndarray, range_map: "RangeMap | None") -> None:
     """Refuse, by name, values that would overflow the models' float32 arithmetic.
 
     Without a range map (data a fit is about to scale), values beyond float32's range; with
-    one, values more than :data:`MAX_WORKING_MAGNITUDE` times the training data's scale. Such
-    rows used to come back as NaN features and scores from deep inside the network.
+    one, values more than :data:`MAX_WORKING_MAGNITUDE` times the training data's scale.
+    Unchecked, such rows would come back as NaN features and scores from deep inside the
+    network.
 
     Raises
     ------

@@ -10,6 +10,7 @@ from ..nn import EBMEnergy
 from ..samplers import BoxPath, GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
 from ._neural import NeuralStatisticsMixin
+from ._resolve import default_image_updates
 
 __all__ = ["EBM"]
 
@@ -19,17 +20,22 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
 
     The paper's baseline: the same sufficient-statistics network as :class:`NNEFH`, read out
     by a learned vector instead of a latent layer. Each update runs ``batch_size`` chains of
-    ``langevin_steps`` Langevin steps. By default they continue from a replay buffer of earlier
-    updates' final states (``replay_buffer``; a fraction ``replay_reinit`` restarts from
-    noise); ``replay_buffer=0`` is the paper's short-run recipe, in which every update restarts
-    its chains from N(0, I).
+    ``langevin_steps`` Langevin steps.
+
+    The defaults ("auto") depend on the kind of data. Images get the NN-EFH's CPU-sized
+    network (32 filters, U of 256, strided convolutions, one attention block) and the paper's
+    short-run recipe: every update's 30-step chains restarted from noise (no replay buffer),
+    with a learning rate annealed to 0 over 4,500 updates (1,000 for images under 16x16
+    pixels). The paper's scale is ``skefh.presets.make_estimator("ebm", "paper")``. Tabular
+    data get a small MLP at temperature 1 with persistent, Metropolis-adjusted chains (a
+    replay buffer), so that ``sample`` draws from the density ``score`` measures.
 
     Parameters
     ----------
     n_statistics : int or "auto", default="auto"
-        "auto": 1024 for images, 64 for tabular data (``image_shape_`` None).
+        "auto": 256 for images, 64 for tabular data (``image_shape_`` None).
         N, the number of sufficient statistics U(x) (the network's last layer).
-    n_filters : int, default=128
+    n_filters : int, default=32
         Width of the first convolution of the image network (then 2x and 4x); unused by the MLP.
     image_shape : "auto", tuple of (C, H, W) or None, default="auto"
         How to view a row of X as an image. "auto" reads rows of H*H values (H >= 8) as 1xHxH
@@ -40,10 +46,10 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     statistics : {"auto", "conv", "mlp"} or callable, default="auto"
         The network U. "auto": "conv" for images, "mlp" otherwise. A callable is called as
         ``statistics(input_shape, n_statistics)`` and must return a ``torch.nn.Module``.
-    attention : bool or "last", default=True
-        Non-local attention blocks in the image network: after its first two stages, after the
-        second only ("last"), or none.
-    downsample : {"maxpool", "avgpool", "stride"}, default="maxpool"
+    attention : bool or "last", default="last"
+        Non-local attention blocks in the image network: after its first two stages (True, the
+        paper's network), after the second only ("last"), or none.
+    downsample : {"maxpool", "avgpool", "stride"}, default="stride"
         How the image network halves the resolution at each stage (see
         :class:`skefh.nn.ConvStatistics`).
     activation : {"leaky_relu", "swish"}, default="leaky_relu"
@@ -52,9 +58,11 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         Spectral normalisation of U's convolutions and dense layers (a stabiliser; see
         :func:`skefh.nn.build_statistics_net` for what it leaves out).
     langevin_steps : int or "auto", default="auto"
-        "auto": 100 for images, 20 for tabular data (``image_shape_`` None).
-        Steps of short-run Langevin per update. The paper does not state it; 100 is the first
-        author's first EBM configuration and Nijkamp et al.'s short-run setting.
+        "auto": 30 for images, 20 for tabular data (``image_shape_`` None).
+        Steps of Langevin per update (``sample`` from noise runs twice as many by default for
+        a model trained on chains from noise; see :meth:`sample`). The paper does not state
+        it; the ``paper`` preset's 100 is the first author's first EBM configuration and
+        Nijkamp et al.'s short-run setting.
     step_size : float, default=0.05
         Langevin step size epsilon: each step is
         ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau) xi`` on the per-sample energy.
@@ -70,35 +78,34 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         clip their chains in the same way) and no box for tabular data, whose densities have
         Gaussian tails; a pair of numbers is a box in the units of X (the same for every
         feature); None leaves the chains unbounded. On Fashion-MNIST at the ``cpu`` preset,
-        training that restarts many chains from noise ran away without the box
-        (``replay_reinit=0.3``: chains beyond ``|x| = 100`` at update 1,151) and stayed finite
-        with it (``replay_reinit=0.5``, 2,000 updates; generation page). ``score``,
+        training that restarts many chains from noise ran away without the box and stayed
+        finite with it (see the generation page of the docs). ``score``,
         ``score_samples`` and the log-partition function are those of the unrestricted density.
-    replay_buffer : int, default=10000
+    replay_buffer : int or "auto", default="auto"
+        "auto": 0 for images, 10000 for tabular data (``image_shape_`` None).
         Size of a replay buffer of past chain states (persistent chains, as in Du & Mordatch
         2019). Each update restarts its visible chains from stored final states of earlier
         updates (all but ``replay_reinit`` of them, which restart from noise), so chains
         accumulate Langevin steps across updates and stay near the model; ``sample`` then starts
         from the buffer by default (``init="auto"``). 0 is the paper's recipe: every update
-        restarts its chains from N(0, I). On Fashion-MNIST at the ``cpu`` preset the buffer is
-        what kept training finite (without it, runs at learning rates 1e-4 and 2e-4 diverged
-        after 1,296 and 742 updates) and what made the samples recognisable (see the generation
-        page). The buffer (``replay_buffer`` x input size floats, 31 MB for Fashion-MNIST) is
-        part of the fitted state: checkpoints, pickles and ``partial_fit`` carry it. On
-        Fashion-MNIST over 10,000 updates, with ``replay_buffer=10000`` the features' linear
-        probe read 84.77 % at 10,000 against 84.53 % at 2,000 (without: 84.45 % against 84.88 %,
-        a decline that a paired test does not find significant, p = 0.10; see the stability page
-        of the docs).
+        restarts its chains from N(0, I), and the model learns to generate from noise. The
+        buffer (``replay_buffer`` x input size float32 values, 31 MB for 10,000 Fashion-MNIST
+        images) is part of the fitted state: checkpoints, pickles and ``partial_fit`` carry
+        it. Over a long fit on Fashion-MNIST the features' linear probe
+        held up with the buffer, and without it changed by less than a paired test finds
+        significant (see the stability page of the docs).
     replay_reinit : float, default=0.05
         With a replay buffer, the probability that a chain restarts from fresh noise instead. It
         may be changed between ``partial_fit`` calls (``set_params``); the stored chains are
-        kept. On digits, 0.3-0.6 gave better samples than 0.05 both from the buffer and from
-        noise; on Fashion-MNIST 0.3 made training diverge, as restarting every chain does
-        (generation page).
+        kept. On digits, restarting 0.3-0.6 of the chains gave better samples than 0.05, both
+        from the buffer and from noise; on Fashion-MNIST with unbounded chains
+        (``chain_bounds=None``), 0.3 made training diverge, as restarting every chain then does
+        (see the generation page of the docs).
     sampler_precision : {"float32", "bfloat16"}, default="float32"
         Precision of the Langevin energy gradients. "bfloat16" runs them under bfloat16
-        autocast: about 2.8x faster on CPUs with native bfloat16 (and on recent GPUs), with
-        gradients within about 0.2 % of float32 (measured in ``benchmarks/bench_sampler.py``).
+        autocast: faster on CPUs with native bfloat16 (and on recent GPUs), with gradients
+        close to float32's (speed and error on the performance page of the docs, from
+        ``benchmarks/bench_sampler.py``).
         Training losses and the chain state stay float32.
     metropolis : bool or "auto", default="auto"
         "auto": False for images, True for tabular data (``image_shape_`` None).
@@ -110,16 +117,20 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         given enough steps to mix.
     compile : bool or {"default", "reduce-overhead", "max-autotune"}, default=False
         Wrap U in ``torch.compile`` during ``fit`` and ``sample`` (a string selects the mode;
-        "reduce-overhead" uses CUDA graphs). It pays off on GPUs; on CPUs it measured slower.
+        "reduce-overhead" uses CUDA graphs). It pays off on GPUs; on CPUs it is slower (see the
+        performance page of the docs).
     batch_size : int, default=64
     learning_rate : float or "auto", default="auto"
-        "auto": 1e-4 for images, 1e-3 for tabular data (``image_shape_`` None).
+        "auto": 2e-4 for images, 1e-3 for tabular data (``image_shape_`` None).
         Adam's learning rate (the paper does not state it; the first author's code uses 1e-4).
-    max_iter : int, default=1000
-        Number of parameter updates of ``fit`` (the paper trains 50,000); 0 initialises the
-        model without training it (the untrained-network baseline).
+    max_iter : int or "auto", default="auto"
+        "auto": 4500 for images of at least 16x16 pixels, 1000 for smaller images and for
+        tabular data. Number of parameter updates of ``fit`` (the paper trains 50,000); 0
+        initialises the model without training it (the untrained-network baseline).
     optimizer : {"adam", "sgd"}, default="adam"
-    lr_schedule : {"constant", "cosine", "linear"}, default="constant"
+    lr_schedule : {"constant", "cosine", "linear", "auto"}, default="auto"
+        "auto": "cosine" for images, "constant" for tabular data (``image_shape_`` None).
+        How the learning rate falls over ``max_iter`` updates of ``fit`` ("cosine" anneals to 0).
     data_noise : float, default=0.03
         Standard deviation of the Gaussian noise added to each data batch.
     max_grad_norm : float or None, default=1.0
@@ -131,7 +142,8 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         finite but stops the samples from matching the data. The ``paper`` presets set 0.01,
         because their sampler (chains restarted from noise every update) diverges without it;
         the default sampler with a replay buffer needs no penalty. On Fashion-MNIST with the CPU
-        preset, training with the paper's sampler without it diverged at update 244.
+        preset, training with the paper's sampler diverged early without it (see the stability
+        page of the docs).
     weight_decay : float, default=0.0
         Decoupled weight decay (AdamW; plain L2 for SGD) on all parameters.
     features : {"U"}, default="U"
@@ -142,7 +154,9 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         Seeds initialisation, minibatch order and sampling; an int makes ``fit`` and ``sample``
         reproducible on the CPU.
     verbose : int, default=0
-        1 shows a progress bar, 2 adds a log line every 100 updates.
+        0 writes one line to stderr with the expected duration when a fit will take more than
+        a minute (projected from its first updates), as a fit at the image defaults on a CPU
+        does; 1 shows a progress bar, 2 adds a log line every 100 updates; -1 is silent.
     checkpoint_path : str or path-like, default=None
         Write a resumable checkpoint there every ``checkpoint_every`` updates and at the end. If
         the file exists when ``fit`` starts, the fit resumes from it.
@@ -159,8 +173,8 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         computes it only where it is exact and cheap (a GRBM with few hidden units); otherwise
         ``score_samples`` estimates it by annealed importance sampling on first use, keeps it
         privately, and raises :class:`skefh.estimators.LikelihoodError` if that estimate is
-        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (it
-        costs 12-28 % of a short CPU fit; see the likelihood page), stored in
+        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (a
+        noticeable addition to a short CPU fit; see the likelihood page of the docs), stored in
         ``log_partition_``, with a :class:`skefh.estimators.LikelihoodWarning` if unreliable.
         "exact": enumeration (GRBM with few hidden units). None: no log Z, and ``score_samples``
         is the log-density up to a constant (unless :meth:`estimate_log_partition` is called).
@@ -205,8 +219,8 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     annealed importance sampling from the box's uniform density with Gaussian tails (variance
     tau / 2), the same density without ``E``.
 
-    At a low temperature (the default 1e-3) and in image dimensions that estimate rests on one
-    effective sample (measured on 8x8 digits), and the library does not use it:
+    At a low temperature (the default 1e-3) and in image dimensions that estimate rests on very
+    few effective samples, and the library does not use it:
     ``score_samples`` raises :class:`skefh.estimators.LikelihoodError` instead of returning a
     number it cannot vouch for (see the likelihood page of the documentation).
     ``estimate_log_partition`` still runs AIS when called, and warns.
@@ -231,11 +245,14 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
 
     #: What "auto" means for images and for tabular data (see ``_resolve_params``).
     _auto_defaults = {
-        "n_statistics": (1024, 64),
-        "langevin_steps": (100, 20),
+        "n_statistics": (256, 64),
+        "langevin_steps": (30, 20),
         "temperature": (1e-3, 1.0),
         "metropolis": (False, True),
-        "learning_rate": (1e-4, 1e-3),
+        "learning_rate": (2e-4, 1e-3),
+        "replay_buffer": (0, 10_000),
+        "lr_schedule": ("cosine", "constant"),
+        "max_iter": (default_image_updates(4500), 1000),
     }
 
     _parameter_constraints: dict = {
@@ -245,11 +262,11 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     }
 
     def __init__(
-        self, *, n_statistics="auto", n_filters=128, image_shape="auto", statistics="auto", attention=True,
-        downsample="maxpool", activation="leaky_relu", spectral_norm=False, langevin_steps="auto", step_size=0.05,
-        temperature="auto", chain_bounds="auto", replay_buffer=10_000, replay_reinit=0.05, sampler_precision="float32",
-        metropolis="auto", compile=False, batch_size=64, learning_rate="auto", max_iter=1000, optimizer="adam",
-        lr_schedule="constant",
+        self, *, n_statistics="auto", n_filters=32, image_shape="auto", statistics="auto", attention="last",
+        downsample="stride", activation="leaky_relu", spectral_norm=False, langevin_steps="auto", step_size=0.05,
+        temperature="auto", chain_bounds="auto", replay_buffer="auto", replay_reinit=0.05, sampler_precision="float32",
+        metropolis="auto", compile=False, batch_size=64, learning_rate="auto", max_iter="auto", optimizer="adam",
+        lr_schedule="auto",
         data_noise=0.03, max_grad_norm=1.0, energy_l2=0.0, weight_decay=0.0, features="U", device="auto",
         random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000, on_divergence="raise",
         callbacks=None, log_partition="auto", ais_chains=64, ais_steps=1000,

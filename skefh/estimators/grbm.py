@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ..nn import GRBMEnergy
 from ..samplers import GibbsLangevinSettings, GRBMPath, grbm_exact_log_partition
 from ._base import BaseEnergyEstimator
+from ._resolve import default_image_updates
 
 __all__ = ["GRBM"]
 
@@ -32,15 +33,16 @@ class GRBM(BaseEnergyEstimator):
     Parameters
     ----------
     n_components : int or "auto", default="auto"
-        "auto": 4096 for images, 16 for tabular data (``image_shape_`` None).
-        Number of hidden units (the reference's MNIST configuration; 10,000 for Fashion-MNIST).
+        "auto": 1024 for images, 16 for tabular data (``image_shape_`` None).
+        Number of hidden units (the reference's MNIST configuration, 4096, is the ``paper``
+        preset's; it used 10,000 for Fashion-MNIST).
     image_shape : "auto", tuple of (C, H, W) or None, default="auto"
         Only decides the data scaling (images: observed range to [-1, 1]; tabular:
         standardisation); the GRBM always sees flattened rows. "auto" as in :class:`NNEFH`
         (named columns are tabular).
     gibbs_steps : int or "auto", default="auto"
-        "auto": 100 for images, 30 for tabular data (``image_shape_`` None).
-        Gibbs rounds per update (the reference's ``CD_step``).
+        "auto": 10 for images, 30 for tabular data (``image_shape_`` None).
+        Gibbs rounds per update (the reference's ``CD_step``; 100 in the ``paper`` preset).
     langevin_steps : int, default=10
         L, Langevin steps per Gibbs round.
     step_size : float, default=20.0
@@ -63,12 +65,14 @@ class GRBM(BaseEnergyEstimator):
         model, the default).
     init_var : float, default=1.0
         Initial variance sigma^2.
-    batch_size : int, default=512
+    batch_size : int or "auto", default="auto"
+        "auto": 256 for images, 512 for tabular data (``image_shape_`` None).
     learning_rate : float, default=0.01
         Learning rate of ``optimizer`` (the reference's SGD uses 0.01).
-    max_iter : int, default=1000
-        Number of parameter updates of ``fit`` (the paper trains 50,000); 0 initialises the
-        model without training it (the untrained-network baseline).
+    max_iter : int or "auto", default="auto"
+        "auto": 1500 for images of at least 16x16 pixels, 1000 for smaller images and for
+        tabular data. Number of parameter updates of ``fit`` (the paper trains 50,000); 0
+        initialises the model without training it (the untrained-network baseline).
     optimizer : {"adam", "sgd"}, default="adam"
     lr_schedule : {"constant", "cosine", "linear"}, default="cosine"
     data_noise : float, default=0.0
@@ -88,7 +92,9 @@ class GRBM(BaseEnergyEstimator):
         Seeds initialisation, minibatch order and sampling; an int makes ``fit`` and ``sample``
         reproducible on the CPU.
     verbose : int, default=0
-        1 shows a progress bar, 2 adds a log line every 100 updates.
+        0 writes one line to stderr with the expected duration when a fit will take more than
+        a minute (projected from its first updates); 1 shows a progress bar, 2 adds a log line
+        every 100 updates; -1 is silent.
     checkpoint_path : str or path-like, default=None
         Write a resumable checkpoint there every ``checkpoint_every`` updates and at the end. If
         the file exists when ``fit`` starts, the fit resumes from it.
@@ -105,8 +111,8 @@ class GRBM(BaseEnergyEstimator):
         computes it only where it is exact and cheap (a GRBM with few hidden units); otherwise
         ``score_samples`` estimates it by annealed importance sampling on first use, keeps it
         privately, and raises :class:`skefh.estimators.LikelihoodError` if that estimate is
-        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (it
-        costs 12-28 % of a short CPU fit; see the likelihood page), stored in
+        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (a
+        noticeable addition to a short CPU fit; see the likelihood page of the docs), stored in
         ``log_partition_``, with a :class:`skefh.estimators.LikelihoodWarning` if unreliable.
         "exact": enumeration (GRBM with few hidden units). None: no log Z, and ``score_samples``
         is the log-density up to a constant (unless :meth:`estimate_log_partition` is called).
@@ -159,8 +165,10 @@ class GRBM(BaseEnergyEstimator):
 
     #: What "auto" means for images and for tabular data (see ``_resolve_params``).
     _auto_defaults = {
-        "n_components": (4096, 16),
-        "gibbs_steps": (100, 30),
+        "n_components": (1024, 16),
+        "gibbs_steps": (10, 30),
+        "batch_size": (256, 512),
+        "max_iter": (default_image_updates(1500), 1000),
     }
 
     _parameter_constraints: dict = {
@@ -179,7 +187,7 @@ class GRBM(BaseEnergyEstimator):
     def __init__(
         self, n_components="auto", *, image_shape="auto", gibbs_steps="auto", langevin_steps=10, step_size=20.0,
         energy_scale=1.0, step_schedule="cosine", sampler="gibbs_langevin", negative_samples="all",
-        sample_mean=False, init_var=1.0, batch_size=512, learning_rate=0.01, max_iter=1000, optimizer="adam",
+        sample_mean=False, init_var=1.0, batch_size="auto", learning_rate=0.01, max_iter="auto", optimizer="adam",
         lr_schedule="cosine", data_noise=0.0, max_grad_norm=10.0, energy_l2=0.0, weight_decay=0.0, features="mean",
         device="auto", random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000,
         on_divergence="raise", callbacks=None, log_partition="auto", ais_chains=64, ais_steps=1000,
@@ -245,7 +253,7 @@ class GRBM(BaseEnergyEstimator):
     def _chain_limit(self) -> float:
         # The reference's Langevin runs at temperature 1 / energy_scale (the batch size): its
         # chains are that much wider than the data by design.
-        hot = 1.0 / self._resolved_energy_scale(self.get_params(deep=False)) if self.sampler != "gibbs" else 1.0
+        hot = 1.0 / self._resolved_energy_scale(self._trained_params) if self.sampler != "gibbs" else 1.0
         return 100.0 * max(1.0, hot) ** 0.5
 
     def _finalise_samples(self, out: dict) -> torch.Tensor:

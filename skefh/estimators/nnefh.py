@@ -12,6 +12,7 @@ from ..nn import NNEFHEnergy
 from ..samplers import GaussianMixtureBasePath, GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
 from ._neural import NeuralStatisticsMixin
+from ._resolve import default_image_updates
 
 __all__ = ["NNEFH"]
 
@@ -24,20 +25,28 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
     network (a convolutional net with non-local attention for images, an MLP otherwise). It is
     trained by maximum likelihood with Gibbs-Langevin model samples (Algorithm 1 of the paper):
     each update runs ``gibbs_steps`` rounds of ``langevin_steps`` Langevin steps on ``x`` with
-    ``z`` fixed, each followed by ``z ~ p(z | x)``. By default the visible chains continue from
-    a replay buffer of earlier updates' final states (``replay_buffer``; a fraction
-    ``replay_reinit`` restarts from noise); ``replay_buffer=0`` is the paper's recipe, in which
-    every update restarts its chains from N(0, I).
+    ``z`` fixed, each followed by ``z ~ p(z | x)``.
+
+    The defaults ("auto") depend on the kind of data. Images get a network sized for a CPU
+    (32 filters, U of 256, 512 latent units, strided convolutions, one attention block), short
+    chains restarted from noise at every update (2 rounds of 15 steps, no replay buffer) and a
+    learning rate annealed to 0 over 4,500 updates (1,000 for images under 16x16 pixels), so
+    that ``fit`` finishes on a laptop's CPU (training times on the generation page of the docs)
+    and ``sample`` generates from noise. The paper's scale (128 filters, U of 1024, 2048
+    units, 5 x 60 steps, 50,000 updates) is ``skefh.presets.make_estimator("nnefh", "paper")``,
+    a GPU recipe. Tabular data get a
+    small MLP at temperature 1 with persistent, Metropolis-adjusted chains (a replay buffer),
+    so that ``sample`` draws from the density ``score`` measures.
 
     Parameters
     ----------
     n_components : int or "auto", default="auto"
-        "auto": 2048 for images, 64 for tabular data (``image_shape_`` None).
+        "auto": 512 for images, 64 for tabular data (``image_shape_`` None).
         K, the number of Bernoulli latent units.
     n_statistics : int or "auto", default="auto"
-        "auto": 1024 for images, 64 for tabular data (``image_shape_`` None).
+        "auto": 256 for images, 64 for tabular data (``image_shape_`` None).
         N, the number of sufficient statistics U(x) (the network's last layer).
-    n_filters : int, default=128
+    n_filters : int, default=32
         Width of the first convolution of the image network (then 2x and 4x); unused by the MLP.
     image_shape : "auto", tuple of (C, H, W) or None, default="auto"
         How to view a row of X as an image. "auto" reads rows of H*H values (H >= 8) as 1xHxH
@@ -48,10 +57,10 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
     statistics : {"auto", "conv", "mlp"} or callable, default="auto"
         The network U. "auto": "conv" for images, "mlp" otherwise. A callable is called as
         ``statistics(input_shape, n_statistics)`` and must return a ``torch.nn.Module``.
-    attention : bool or "last", default=True
-        Non-local attention blocks in the image network: after its first two stages, after the
-        second only ("last"), or none.
-    downsample : {"maxpool", "avgpool", "stride"}, default="maxpool"
+    attention : bool or "last", default="last"
+        Non-local attention blocks in the image network: after its first two stages (True, the
+        paper's network), after the second only ("last"), or none.
+    downsample : {"maxpool", "avgpool", "stride"}, default="stride"
         How the image network halves the resolution at each stage (see
         :class:`skefh.nn.ConvStatistics`).
     activation : {"leaky_relu", "swish"}, default="leaky_relu"
@@ -60,10 +69,11 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         Spectral normalisation of U's convolutions and dense layers (a stabiliser; see
         :func:`skefh.nn.build_statistics_net` for what it leaves out).
     gibbs_steps : int or "auto", default="auto"
-        "auto": 5 for images, 2 for tabular data (``image_shape_`` None).
-        M, Gibbs rounds per model sample.
+        "auto": 2 for images, 2 for tabular data (``image_shape_`` None).
+        M, Gibbs rounds per model sample of training (``sample`` from noise runs twice as many
+        by default; see :meth:`sample`).
     langevin_steps : int or "auto", default="auto"
-        "auto": 60 for images, 10 for tabular data (``image_shape_`` None).
+        "auto": 15 for images, 10 for tabular data (``image_shape_`` None).
         L, Langevin steps per Gibbs round.
     step_size : float, default=0.05
         Langevin step size epsilon: each step is
@@ -89,37 +99,32 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         box). "auto" is the data's observed range for images (pixels cannot leave it; image EBMs
         clip their chains in the same way) and no box for tabular data, whose densities have
         Gaussian tails; a pair of numbers is a box in the units of X (the same for every
-        feature); None leaves the chains unbounded. On Fashion-MNIST at the ``cpu`` preset,
-        training that restarts many chains from noise ran away without the box
-        (``replay_reinit=0.3``: chains beyond ``|x| = 100`` at update 1,151) and stayed finite
-        with it (``replay_reinit=0.5``, 2,000 updates; generation page). ``score``,
+        feature); None leaves the chains unbounded. Training that restarts chains from noise
+        can run away without the box on images (see the generation page). ``score``,
         ``score_samples`` and the log-partition function are those of the unrestricted density.
     negative_init : {"noise", "data"} or float, default="noise"
         Where the latent chain of each training update starts: "noise" is the paper's Algorithm
         1 (z from the posterior of the initial noise), "data" starts it from the posterior of
         the data batch (as Algorithm 2 does at test time; x always starts from noise), and a
         float is the fraction of chains started from data.
-    replay_buffer : int, default=10000
+    replay_buffer : int or "auto", default="auto"
+        "auto": 0 for images, 10000 for tabular data (``image_shape_`` None).
         Size of a replay buffer of past chain states (persistent chains, as in Du & Mordatch
         2019). Each update restarts its visible chains from stored final states of earlier
         updates (all but ``replay_reinit`` of them, which restart from noise), so chains
         accumulate Langevin steps across updates and stay near the model; ``sample`` then starts
         from the buffer by default (``init="auto"``). 0 is the paper's recipe: every update
-        restarts its chains from N(0, I). On Fashion-MNIST at the ``cpu`` preset the buffer is
-        what kept training finite (without it, runs at learning rates 1e-4 and 2e-4 diverged
-        after 1,296 and 742 updates) and what made the samples recognisable (see the generation
-        page). The buffer (``replay_buffer`` x input size floats, 31 MB for Fashion-MNIST) is
-        part of the fitted state: checkpoints, pickles and ``partial_fit`` carry it.
+        restarts its chains from N(0, I), and the model learns to generate from noise. The
+        buffer (``replay_buffer`` x input size floats) is part of the fitted state:
+        checkpoints, pickles and ``partial_fit`` carry it.
     replay_reinit : float, default=0.05
         With a replay buffer, the probability that a chain restarts from fresh noise instead. It
         may be changed between ``partial_fit`` calls (``set_params``); the stored chains are
-        kept. On digits, 0.3-0.6 gave better samples than 0.05 both from the buffer and from
-        noise; on Fashion-MNIST 0.3 made training diverge, as restarting every chain does
-        (generation page).
+        kept.
     sampler_precision : {"float32", "bfloat16"}, default="float32"
         Precision of the Langevin energy gradients. "bfloat16" runs them under bfloat16
-        autocast: about 2.8x faster on CPUs with native bfloat16 (and on recent GPUs), with
-        gradients within about 0.2 % of float32 (measured in ``benchmarks/bench_sampler.py``).
+        autocast: faster on CPUs with native bfloat16 and on recent GPUs, with gradients close
+        to float32's (``benchmarks/bench_sampler.py`` measures both).
         Training losses and the chain state stay float32.
     metropolis : bool or "auto", default="auto"
         "auto": False for images, True for tabular data (``image_shape_`` None).
@@ -131,16 +136,19 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         the density that ``score`` measures, given enough steps to mix.
     compile : bool or {"default", "reduce-overhead", "max-autotune"}, default=False
         Wrap U in ``torch.compile`` during ``fit`` and ``sample`` (a string selects the mode;
-        "reduce-overhead" uses CUDA graphs). It pays off on GPUs; on CPUs it measured slower.
+        "reduce-overhead" uses CUDA graphs). It pays off on GPUs, not on CPUs (performance page).
     batch_size : int, default=64
     learning_rate : float or "auto", default="auto"
-        "auto": 1e-4 for images, 1e-3 for tabular data (``image_shape_`` None).
+        "auto": 2e-4 for images, 1e-3 for tabular data (``image_shape_`` None).
         Adam's learning rate (the paper does not state it; the first author's code uses 1e-4).
-    max_iter : int, default=1000
-        Number of parameter updates of ``fit`` (the paper trains 50,000); 0 initialises the
-        model without training it (the untrained-network baseline).
+    max_iter : int or "auto", default="auto"
+        "auto": 4500 for images of at least 16x16 pixels, 1000 for smaller images and for
+        tabular data. Number of parameter updates of ``fit`` (the paper trains 50,000); 0
+        initialises the model without training it (the untrained-network baseline).
     optimizer : {"adam", "sgd"}, default="adam"
-    lr_schedule : {"constant", "cosine", "linear"}, default="constant"
+    lr_schedule : {"constant", "cosine", "linear", "auto"}, default="auto"
+        "auto": "cosine" for images, "constant" for tabular data (``image_shape_`` None).
+        How the learning rate falls over ``max_iter`` updates of ``fit`` ("cosine" anneals to 0).
     data_noise : float, default=0.03
         Standard deviation of the Gaussian noise added to each data batch.
     max_grad_norm : float or None, default=1.0
@@ -150,10 +158,10 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         in the paper. It pins the mean data and sample energies near ``-1 / (2 energy_l2)`` and
         ``+1 / (2 energy_l2)``, a permanent gap between samples and data: it keeps training
         finite but stops the samples from matching the data. The ``paper`` presets set 0.01,
-        because their sampler (chains restarted from noise every update) diverges without it;
-        the default sampler with a replay buffer needs no penalty. On Fashion-MNIST with the
-        paper's sampler on the CPU-sized network, training without it diverged within 161
-        updates (see the stability page).
+        because their sampler (chains restarted from noise every update, unbounded, the latent
+        drawn at temperature 1) diverges early without it (see the stability page); the
+        default samplers (chains kept in the pixel box for images, a replay buffer for tabular
+        data) need no penalty.
     latent_l2 : float, default=0.0
         Weight of the penalty ``mean ||eta_data||^2 + mean ||eta_samples||^2`` on the posterior
         logits (squared norms averaged over the batch), which keeps the posterior from
@@ -171,17 +179,27 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         Decoupled weight decay (AdamW; plain L2 for SGD) on all parameters.
     latent_statistics : {"sample", "mean"}, default="sample"
         Data-phase latent: a Bernoulli draw (the paper) or the posterior mean.
+    coupling : {"paper", "centred"}, default="paper"
+        How the latent units read U(x). "paper": ``eta = W U(x) + b``, the energy above.
+        "centred": ``eta = W (U(x) - u_bar)`` with ``u_bar`` a running mean of U over the
+        training data, and a visible read-out ``- a^T U(x)`` in the energy in place of the
+        latent biases ``b``. In the paper's coupling every unit's sign is set by U's mean over
+        inputs, and the units end on or off for every input; centred, each unit's logit is zero
+        at the average data point, so the units split the data (see ``docs/models/nnefh.md``).
     features : {"U", "eta", "mean"}, default="U"
         What ``transform`` returns: the sufficient statistics U(x), the natural parameters of
-        the posterior at the model's temperature ``eta(x) / tau = (W U(x) + b) / tau``, or the
-        posterior means ``sigmoid(eta(x) / tau)``.
+        the posterior at the model's temperature ``eta(x) / tau`` (``eta = W U(x) + b``, or
+        ``W (U(x) - u_bar)`` with ``coupling="centred"``), or the posterior means
+        ``sigmoid(eta(x) / tau)``.
     device : "auto", str or torch.device, default="auto"
         "auto" uses CUDA when available, else the CPU; resolved in ``fit`` (``device_``).
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, minibatch order and sampling; an int makes ``fit`` and ``sample``
         reproducible on the CPU.
     verbose : int, default=0
-        1 shows a progress bar, 2 adds a log line every 100 updates.
+        0 writes one line to stderr with the expected duration when a fit will take more than
+        a minute (projected from its first updates), as a fit at the image defaults on a CPU
+        does; 1 shows a progress bar, 2 adds a log line every 100 updates; -1 is silent.
     checkpoint_path : str or path-like, default=None
         Write a resumable checkpoint there every ``checkpoint_every`` updates and at the end. If
         the file exists when ``fit`` starts, the fit resumes from it.
@@ -198,8 +216,8 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         computes it only where it is exact and cheap (a GRBM with few hidden units); otherwise
         ``score_samples`` estimates it by annealed importance sampling on first use, keeps it
         privately, and raises :class:`skefh.estimators.LikelihoodError` if that estimate is
-        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (it
-        costs 12-28 % of a short CPU fit; see the likelihood page), stored in
+        unreliable. "ais": ``fit`` ends with an AIS estimate and a lower bound on log Z (a
+        fraction of a short CPU fit's time; see the likelihood page), stored in
         ``log_partition_``, with a :class:`skefh.estimators.LikelihoodWarning` if unreliable.
         "exact": enumeration (GRBM with few hidden units). None: no log Z, and ``score_samples``
         is the log-density up to a constant (unless :meth:`estimate_log_partition` is called).
@@ -275,7 +293,7 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
     ``X``. The AIS estimate of log Z is biased low when its
     weights are uneven (check ``log_partition_ess_``); raise ``ais_steps`` to tighten it. At a
     low temperature the density is very peaked and AIS may not reach a reliable estimate
-    (the README's digits model at the default 1e-3: one effective sample of 64); ``score``
+    (as for image models at the default temperature; see the likelihood page); ``score``
     then raises :class:`skefh.estimators.LikelihoodError` rather than return a number the
     library calls unreliable.
     Sampling is stochastic; on CUDA results are not bit-reproducible.
@@ -304,13 +322,16 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
 
     #: What "auto" means for images and for tabular data (see ``_resolve_params``).
     _auto_defaults = {
-        "n_components": (2048, 64),
-        "n_statistics": (1024, 64),
-        "gibbs_steps": (5, 2),
-        "langevin_steps": (60, 10),
+        "n_components": (512, 64),
+        "n_statistics": (256, 64),
+        "gibbs_steps": (2, 2),
+        "langevin_steps": (15, 10),
         "temperature": (1e-3, 1.0),
         "metropolis": (False, True),
-        "learning_rate": (1e-4, 1e-3),
+        "learning_rate": (2e-4, 1e-3),
+        "replay_buffer": (0, 10_000),
+        "lr_schedule": ("cosine", "constant"),
+        "max_iter": (default_image_updates(4500), 1000),
     }
 
     _parameter_constraints: dict = {
@@ -324,18 +345,19 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         "latent_sparsity": [Interval(Real, 0, None, closed="left")],
         "latent_target": [Interval(Real, 0, 1, closed="neither")],
         "latent_statistics": [StrOptions({"sample", "mean"})],
+        "coupling": [StrOptions(set(NNEFHEnergy.COUPLINGS))],
         "features": [StrOptions({"U", "eta", "mean"})],
     }
 
     def __init__(
-        self, n_components="auto", *, n_statistics="auto", n_filters=128, image_shape="auto", statistics="auto",
-        attention=True, downsample="maxpool", activation="leaky_relu", spectral_norm=False, gibbs_steps="auto",
+        self, n_components="auto", *, n_statistics="auto", n_filters=32, image_shape="auto", statistics="auto",
+        attention="last", downsample="stride", activation="leaky_relu", spectral_norm=False, gibbs_steps="auto",
         langevin_steps="auto", step_size=0.05, temperature="auto", latent_temperature=None, chain_bounds="auto",
-        negative_init="noise", replay_buffer=10_000, replay_reinit=0.05, sampler_precision="float32", metropolis="auto",
-        compile=False, batch_size=64, learning_rate="auto", max_iter=1000, optimizer="adam", lr_schedule="constant",
+        negative_init="noise", replay_buffer="auto", replay_reinit=0.05, sampler_precision="float32", metropolis="auto",
+        compile=False, batch_size=64, learning_rate="auto", max_iter="auto", optimizer="adam", lr_schedule="auto",
         data_noise=0.03,
         max_grad_norm=1.0, energy_l2=0.0, latent_l2=0.0, latent_sparsity=0.0, latent_target=0.2,
-        weight_decay=0.0, latent_statistics="sample", features="U",
+        weight_decay=0.0, latent_statistics="sample", coupling="paper", features="U",
         device="auto", random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000,
         on_divergence="raise", callbacks=None, log_partition="auto", ais_chains=64, ais_steps=1000,
     ):
@@ -373,6 +395,7 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         self.latent_target = latent_target
         self.weight_decay = weight_decay
         self.latent_statistics = latent_statistics
+        self.coupling = coupling
         self.features = features
         self.device = device
         self.random_state = random_state
@@ -390,6 +413,7 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         return NNEFHEnergy(
             statistics, input_shape, self._trained_params["n_statistics"], self._trained_params["n_components"],
             generator=generator, temperature=self._trained_params["temperature"],
+            coupling=self._trained_params["coupling"],
         )
 
     def _sampler_settings(self, p: dict) -> GibbsLangevinSettings:

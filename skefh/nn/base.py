@@ -9,6 +9,7 @@ three models.
 from __future__ import annotations
 
 import threading
+import warnings
 import weakref
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
@@ -75,8 +76,16 @@ class EnergyModel(nn.Module):
             return self.energy(x, z)
         if not self.has_latent:
             raise ValueError(f"{type(self).__name__} has no latent logits")
+        return self.joint_energy_and_logits(x, z)
+
+    def joint_energy_and_logits(self, x: torch.Tensor, z: torch.Tensor):
+        """E(z, x) and eta(x) from one pass (latent models: E = Q(x) - z . eta(x))."""
         eta = self.posterior_logits(x)
         return self.quadratic(x) - (z * eta).sum(1), eta
+
+    def observe_data(self, x: torch.Tensor) -> None:
+        """Called by the trainer with every data batch before its update; models that keep
+        running statistics of the data (the centred NN-EFH) update them here."""
 
     def quadratic(self, x: torch.Tensor) -> torch.Tensor:
         """The part of the energy that does not involve z (latent models: E = Q(x) - z . eta(x))."""
@@ -224,6 +233,20 @@ def sampling_mode(model: nn.Module) -> Iterator[nn.Module]:
             model.train(was_training)
 
 
+def _compiled_call_hook_works() -> bool:
+    """Whether calling a module still goes through its ``_compiled_call_impl`` when that is set."""
+    probe = nn.Identity()
+    marker = object()
+    probe._compiled_call_impl = lambda *args, **kwargs: marker
+    try:
+        return probe(None) is marker
+    except Exception:  # a PyTorch that changed the hook's signature: leave it alone
+        return False
+
+
+_compiled_call_hook: Optional[bool] = None  # _compiled_call_hook_works(), once it has run
+
+
 @contextmanager
 def compiled(module: nn.Module, mode=False):
     """Run ``module`` through ``torch.compile`` inside the block, eagerly again after it.
@@ -237,8 +260,29 @@ def compiled(module: nn.Module, mode=False):
     mode : bool or str, default=False
         False: no compilation; True or "default"; or a ``torch.compile`` mode such as
         "reduce-overhead" (CUDA graphs) or "max-autotune".
+
+    Notes
+    -----
+    The compiled call is installed in ``module._compiled_call_impl``, the private attribute that
+    ``nn.Module.__call__`` runs instead of the module when it is set. The public
+    ``nn.Module.compile()`` sets that same attribute, but nothing public takes it off again, so
+    the attribute is set and restored here directly, after a probe (run once) has checked that
+    calling a module still reads it. On a PyTorch where it does not, the block warns and runs the
+    module eagerly: the same results, uncompiled.
     """
+    global _compiled_call_hook
     if not mode:
+        yield module
+        return
+    if _compiled_call_hook is None:
+        _compiled_call_hook = _compiled_call_hook_works()
+    if not _compiled_call_hook:
+        warnings.warn(
+            f"compile={mode!r} is ignored: this PyTorch ({torch.__version__}) no longer runs "
+            "nn.Module._compiled_call_impl, so the module runs uncompiled",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         yield module
         return
     kwargs = {} if mode is True or mode == "default" else {"mode": mode}

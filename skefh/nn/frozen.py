@@ -18,6 +18,12 @@ calls). The fast paths are taken only where they compute the same function up to
 rounding: float32 CPU tensors, weights that do not require gradients, no autocast (bf16
 autocast keeps PyTorch's path), not under ``torch.compile``. Everywhere else :func:`dense` is
 ``F.linear`` and :func:`conv2d` is ``F.conv2d``.
+
+oneDNN's matrix product is reached through ``torch.ops.mkldnn._linear_pointwise``, a private
+operator (Inductor's lowering target) that a PyTorch release may rename, drop or change. It is
+used only after a probe, run once on first use, finds it present and computing ``F.linear`` on a
+small input, with a bias and with a transposed-view weight (the two ways it is called here); a
+PyTorch that fails the probe gets the plain operations: the same results, PyTorch's speed.
 """
 
 from __future__ import annotations
@@ -36,18 +42,40 @@ __all__ = ["Dense", "dense", "conv2d", "set_onednn_paths"]
 SHALLOW_CONV_MAX_PATCH = 36
 
 
-def _onednn_ops_present() -> bool:
+def _onednn_linear_works() -> bool:
+    """Whether oneDNN's private linear operator exists and computes ``F.linear``, as called here."""
     if not torch.backends.mkldnn.is_available():
         return False
+    # A private generator: the probe runs on first use, and must not move the global RNG. The
+    # dtype and device are spelled out, as a default dtype or device may be set when it runs.
+    options = dict(generator=torch.Generator().manual_seed(0), dtype=torch.float32, device="cpu")
+    x, weight, bias = torch.randn(3, 5, **options), torch.randn(4, 5, **options), torch.randn(4, **options)
+    grad_output = torch.randn(3, 4, **options)
     try:
-        torch.ops.mkldnn._linear_pointwise
-    except (AttributeError, RuntimeError):
+        with torch.no_grad():
+            forward = _onednn_linear(x, weight, bias)  # as in _FrozenDense.forward
+            backward = _onednn_linear(grad_output, weight.t())  # a transposed view, as in the backward
+            expected = (F.linear(x, weight, bias), F.linear(grad_output, weight.t()))
+            return all(
+                got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-5)
+                for got, want in zip((forward, backward), expected)
+            )
+    # Whatever a changed private operator does (gone: AttributeError; new signature: TypeError or
+    # RuntimeError; no CPU kernel: NotImplementedError), the answer is the plain operations.
+    except Exception:
         return False
-    return True
 
 
-_ONEDNN_PRESENT = _onednn_ops_present()
+_onednn_works: Optional[bool] = None  # _onednn_linear_works(), once it has run
 _enabled = True
+
+
+def _onednn_available() -> bool:
+    """The probe's cached answer (two threads racing on first use both compute the same one)."""
+    global _onednn_works
+    if _onednn_works is None:
+        _onednn_works = _onednn_linear_works()
+    return _onednn_works
 
 
 def set_onednn_paths(enabled: bool) -> bool:
@@ -64,7 +92,6 @@ def set_onednn_paths(enabled: bool) -> bool:
 def _applies(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
     return (
         _enabled
-        and _ONEDNN_PRESENT
         and torch.backends.mkldnn.enabled
         and x.device.type == "cpu"
         and weight.device.type == "cpu"
@@ -77,6 +104,8 @@ def _applies(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
         # Inductor lowers oneDNN's linear operator itself and rejects a transposed-view weight;
         # under torch.compile the plain operations are left to it.
         and not torch.compiler.is_compiling()
+        # Last: the first call runs the probe, which must not be traced by torch.compile.
+        and _onednn_available()
     )
 
 

@@ -20,6 +20,22 @@ natural parameters at the model's temperature are eta / tau (:meth:`NNEFHEnergy.
 The network outputs eta, in the energy's units. Parametrised so that it outputs eta / tau
 instead (the posterior's logits at unit scale for the optimiser), the model learned far more
 slowly at small tau and its latent layer still saturated (measured on the generation page).
+
+Centred coupling (``coupling="centred"``): the same harmonium with each unit's logit measured from
+the data's mean statistics and a visible read-out of U in place of the latent biases,
+
+    E(z, x) = ||x - mu||^2 - a^T U(x) - z^T W (U(x) - u_bar),
+
+where u_bar is a running mean of U over the training batches (a buffer, not a parameter). The
+posterior is Bern(sigmoid(W (U(x) - u_bar) / tau)) and
+
+    F_tau(x) = ||x - mu||^2 - a^T U(x) - tau * sum_k softplus(eta_k(x) / tau).
+
+Why: U's mean over inputs is far larger than its spread across them (research notes), so in the
+paper's coupling w_k . U(x) + b_k has the same sign for every input, and the contrastive gradient,
+dominated early by the one direction that tells data from noise, drives every unit along it until
+all are on or off for every input (a linear read-out of U). Here the read-out a carries that
+direction, and a unit's logit is zero at the average data point, so every unit splits the data.
 """
 
 from __future__ import annotations
@@ -56,7 +72,15 @@ class NNEFHEnergy(EnergyModel):
         Source of randomness for the initialisation of W.
     temperature : float, default=1.0
         tau (see :attr:`EnergyModel.temperature`).
+    coupling : {"paper", "centred"}, default="paper"
+        How the latent reads U (see the module notes): the paper's ``W U + b``, or
+        ``W (U - u_bar)`` with a visible read-out ``a^T U`` instead of latent biases.
+    centring_momentum : float, default=0.1
+        Weight of each data batch in the running mean u_bar (``coupling="centred"``).
     """
+
+    #: The couplings of the latent to U (see the module notes).
+    COUPLINGS = ("paper", "centred")
 
     has_latent = True
 
@@ -70,48 +94,93 @@ class NNEFHEnergy(EnergyModel):
         weight_std: float = 0.01,
         generator: Optional[torch.Generator] = None,
         temperature: float = 1.0,
+        coupling: str = "paper",
+        centring_momentum: float = 0.1,
     ):
         super().__init__()
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature!r}")
+        if coupling not in self.COUPLINGS:
+            raise ValueError(f"coupling must be one of {self.COUPLINGS}, got {coupling!r}")
+        if not 0.0 < centring_momentum <= 1.0:
+            raise ValueError(f"centring_momentum must lie in (0, 1], got {centring_momentum!r}")
         self.temperature = float(temperature)
+        self.coupling = coupling
+        self.centring_momentum = float(centring_momentum)
         self.statistics = statistics
         self.input_shape = tuple(int(s) for s in input_shape)
         self.weight = nn.Parameter(
             torch.randn(n_components, n_statistics, generator=generator) * weight_std
         )  # W: (K, N)
-        self.bias = nn.Parameter(torch.zeros(n_components))  # b_z: (K,)
         self.mu = nn.Parameter(torch.zeros(self.input_shape))  # mu: input_shape
+        if coupling == "paper":
+            self.bias = nn.Parameter(torch.zeros(n_components))  # b_z: (K,)
+            self.readout = None
+        else:
+            self.bias = None
+            self.readout = nn.Parameter(torch.zeros(n_statistics))  # a: (N,)
+            self.register_buffer("statistics_mean", torch.zeros(n_statistics))  # u_bar: (N,)
+            # Batches observed so far: the first sets u_bar, later ones move it (saved with the model).
+            self.register_buffer("n_observed", torch.zeros((), dtype=torch.long))
 
     def quadratic(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mu).square().flatten(1).sum(1)  # (B,)
 
     def _eta_from_statistics(self, u: torch.Tensor) -> torch.Tensor:
+        if self.readout is not None:
+            u = u - self.statistics_mean
         return dense(u, self.weight, self.bias)  # (B, K)
 
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self._eta_from_statistics(self.statistics(x))
 
+    def _visible_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The z-free part of the energy and eta(x), from one pass of the network."""
+        u = self.statistics(x)
+        visible = self.quadratic(x)
+        if self.readout is not None:
+            visible = visible - u @ self.readout
+        return visible, self._eta_from_statistics(u)
+
+    @torch.no_grad()
+    def observe_data(self, x: torch.Tensor) -> None:
+        """Move u_bar towards the mean of U over a data batch (``coupling="centred"``)."""
+        if self.readout is None:
+            return
+        u_mean = self.statistics(x).mean(0).to(self.statistics_mean.dtype)
+        if self.n_observed > 0:
+            u_mean = torch.lerp(self.statistics_mean, u_mean, self.centring_momentum)
+        self.statistics_mean.copy_(u_mean)
+        self.n_observed += 1
+
     def natural_parameters(self, x: torch.Tensor) -> torch.Tensor:
-        """eta(x) / tau = (W U(x) + b) / tau: the logits of p(z | x) at the model's temperature."""
+        """eta(x) / tau: the logits of p(z | x) at the model's temperature (eta = W U(x) + b, or
+        W (U(x) - u_bar) centred)."""
         return self.posterior_logits(x) / self.temperature
 
     def energy(self, x: torch.Tensor, z: Optional[torch.Tensor]) -> torch.Tensor:
         if z is None:
             raise ValueError("the NN-EFH joint energy needs a latent z; use free_energy(x)")
-        eta = self.posterior_logits(x)
+        return self.joint_energy_and_logits(x, z)[0]
+
+    def joint_energy_and_logits(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        visible, eta = self._visible_and_logits(x)
         # U^T W^T z + b^T z = z . eta
-        return self.quadratic(x) - (z * eta).sum(1)
+        return visible - (z * eta).sum(1), eta
 
     def free_energy(self, x: torch.Tensor) -> torch.Tensor:
         tau = self.temperature
-        return self.quadratic(x) - tau * F.softplus(self.posterior_logits(x) / tau).sum(1)
+        visible, eta = self._visible_and_logits(x)
+        return visible - tau * F.softplus(eta / tau).sum(1)
 
     def conditional_grad(self, z: Optional[torch.Tensor]) -> GradFn:
         if z is None:
             raise ValueError("the NN-EFH conditional gradient needs a latent z")
-        # dE/dx = 2 (x - mu) - J_U(x)^T (W^T z); W^T z is fixed for a whole Langevin block.
-        direction = (z @ self.weight).detach()  # (B, N)
+        # dE/dx = 2 (x - mu) - J_U(x)^T (W^T z + a); W^T z is fixed for a whole Langevin block.
+        direction = z @ self.weight
+        if self.readout is not None:
+            direction = direction + self.readout
+        direction = direction.detach()  # (B, N)
         mu = self.mu.detach()
 
         def grad_fn(x: torch.Tensor) -> torch.Tensor:

@@ -104,8 +104,8 @@ class NonLocalBlock(nn.Module):
         q = self.theta(x).flatten(2).transpose(1, 2)  # (B, HW, C/2)
         k = keys.flatten(2).transpose(1, 2)  # (B, HW/4, C/2)
         v = values.flatten(2).transpose(1, 2)  # (B, HW/4, C/2)
-        # On the CPU scaled_dot_product_attention takes an unfused path that measured ~25 %
-        # slower (forward + input gradient) than three plain operations.
+        # On the CPU scaled_dot_product_attention takes an unfused path that is slower (forward +
+        # input gradient) than three plain operations (see the performance page of the docs).
         y = _attention(q, k, v, fused=x.device.type != "cpu")  # (B, HW, C/2)
         y = y.transpose(1, 2).reshape(batch, -1, height, width)  # (B, C/2, H, W)
         return x + self.out(y)
@@ -124,7 +124,7 @@ class ConvStatistics(nn.Module):
         Channels of the first convolution (then 2x and 4x).
     attention : bool or "last", default=True
         Put non-local blocks after the first two stages (True), after the second only ("last":
-        attention over a quarter of the positions, about 3x cheaper at 28x28) or nowhere.
+        attention over a quarter of the positions, the cheaper of the two blocks) or nowhere.
     activation : {"leaky_relu", "swish"}, default="leaky_relu"
         Non-linearity used everywhere (slope 0.05 for the leaky ReLU, as in the reference).
     negative_slope : float, default=0.05
@@ -188,8 +188,8 @@ class ConvStatistics(nn.Module):
         height, width = h.shape[-2:]
         if height % 2 or width % 2:
             # The floor-mode pool never reads the last row/column of an odd-sized output, so
-            # leave out the bottom/right padding and compute one row/column less (27 % of the
-            # third convolution at 28x28): the same function, less work.
+            # leave out the bottom/right padding and compute one row/column less (6x6 instead of
+            # 7x7 outputs in the third convolution at 28x28): the same function, less work.
             h = F.pad(h, (1, 1 - width % 2, 1, 1 - height % 2))
             h = conv2d(h, conv.weight, conv.bias)
         else:

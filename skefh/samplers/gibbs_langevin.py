@@ -64,9 +64,10 @@ class GibbsLangevinSettings:
     visible_step : {"langevin", "exact"}, default="langevin"
         "exact" draws x ~ p(x | z) in closed form (GRBM only) instead of Langevin steps.
     precision : {"float32", "bfloat16"}, default="float32"
-        "bfloat16" computes the Langevin energy gradients under bfloat16 autocast (about 2.8x
-        faster on CPUs with native bfloat16; the chain state, its noise and the latent draws
-        stay float32). Validated against float32 in the tests and ``benchmarks/``.
+        "bfloat16" computes the Langevin energy gradients under bfloat16 autocast (faster on
+        CPUs with native bfloat16, see the performance page of the docs; the chain state, its
+        noise and the latent draws stay float32). Validated against float32 in the tests and
+        ``benchmarks/``.
     exact_blocks : bool, default=True
         Where the model integrates the Langevin diffusion of its visible conditional exactly
         (``model.conditional_langevin``: the GRBM, whose x | z is Gaussian), use that instead

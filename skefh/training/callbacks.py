@@ -19,6 +19,7 @@ import torch
 __all__ = [
     "Callback",
     "ProgressBar",
+    "DurationNotice",
     "DivergenceError",
     "DivergenceMonitor",
     "Checkpoint",
@@ -124,6 +125,57 @@ class ProgressBar(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class DurationNotice(Callback):
+    """One line saying how long a fit will take, when that is more than ``threshold`` seconds.
+
+    A fit at the image defaults runs for many minutes on a CPU; without a progress bar
+    (``verbose=0``) it would be silent. After ``n_timed`` updates (the first, which includes
+    one-off set-up costs, is not timed) the remaining time is projected from their pace and,
+    if it exceeds the threshold, written once.
+
+    Parameters
+    ----------
+    total : int
+        Updates this fit will run.
+    threshold : float, default=60.0
+        Seconds below which nothing is written.
+    n_timed : int, default=5
+    desc : str, default="fit"
+    file : file-like, default=sys.stderr
+    """
+
+    def __init__(self, total: int, threshold: float = 60.0, n_timed: int = 5, desc: str = "fit", file=None):
+        self.total = int(total)
+        self.threshold = float(threshold)
+        self.n_timed = max(int(n_timed), 1)
+        self.desc = desc
+        self.file = file
+        self.projected_seconds: Optional[float] = None
+        self._seconds: list[float] = []
+
+    def on_fit_begin(self, trainer):
+        self._seconds = []
+        self.projected_seconds = None
+
+    def on_update_end(self, trainer, record):
+        if self.projected_seconds is not None or "seconds" not in record:
+            return
+        self._seconds.append(float(record["seconds"]))
+        if len(self._seconds) <= self.n_timed:  # the first update is not timed
+            return
+        pace = sum(self._seconds[1:]) / self.n_timed
+        self.projected_seconds = pace * max(self.total - len(self._seconds), 0)
+        if self.projected_seconds > self.threshold:
+            minutes = self.projected_seconds / 60.0
+            print(
+                f"[{self.desc}] {self.total:,} updates: about {minutes:.0f} more minute"
+                f"{'' if round(minutes) == 1 else 's'} at the pace of the first {self.n_timed} "
+                "(verbose=1 shows a progress bar, verbose=-1 silences this line)",
+                file=self.file if self.file is not None else sys.stderr,
+                flush=True,
+            )
 
 
 class DivergenceError(RuntimeError):

@@ -198,6 +198,8 @@ class ContrastiveTrainer:
 
     # -- one update -----------------------------------------------------------------------------
     def _positive_latent(self, x_pos: torch.Tensor):
+        with sampling_mode(self.model), torch.no_grad():
+            self.model.observe_data(x_pos)
         if not self.model.has_latent:
             return None, None
         with sampling_mode(self.model), torch.no_grad():
@@ -356,7 +358,8 @@ class ContrastiveTrainer:
         the weights (an unpickled estimator)."""
         if state["model"] is not None:
             self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("optimizer") is not None:  # None: a pickled model, a fresh optimizer
+            self.optimizer.load_state_dict(state["optimizer"])
         self.data_generator.set_state(state["data_generator"])
         if self.generator is not None and state["generator"] is not None:
             if state.get("generator_device", self.generator.device.type) == self.generator.device.type:
@@ -371,6 +374,6 @@ class ContrastiveTrainer:
         self.n_updates = int(state["n_updates"])
         self.lr_scale = float(state["lr_scale"])
         self.history = list(state["history"])
-        sampler_state = state.get("sampler")  # absent from checkpoints of earlier versions
+        sampler_state = state.get("sampler")  # absent from checkpoints written before it was stored
         if sampler_state is not None and hasattr(self.negative_sampler, "load_state_dict"):
             self.negative_sampler.load_state_dict(sampler_state)
