@@ -181,3 +181,15 @@ def test_constraints_reject_bad_values(cls, params):
     name = next(iter(params))
     with pytest.raises(InvalidParameterError, match=f"'{name}' parameter of {cls.__name__} must be"):
         cls(**params).fit(X)
+
+
+def test_sampling_settings_report_the_budget_sample_runs_from_noise():
+    """A model trained on chains from noise samples from noise with twice its training rounds;
+    sampling_settings(init=...) says so, and refuses an unknown start."""
+    est = NNEFH(n_components=4, n_statistics=4, n_filters=2, gibbs_steps=3, langevin_steps=2, max_iter=1,
+                verbose=-1, random_state=0).fit(np.random.default_rng(0).random((16, 64)))
+    assert est.sampling_settings().n_gibbs == 3
+    assert est.sampling_settings(init="noise").n_gibbs == est.sampling_settings(init="auto").n_gibbs == 6
+    assert est.sample_chains(2).shape == (2, 1 + 6, 64)
+    with pytest.raises(ValueError, match="init must be"):
+        est.sampling_settings(init="buffr")

@@ -112,6 +112,8 @@ class SamplingMixin:
         """
         check_is_fitted(self)
         settings = self._trained_sampler_settings()
+        if init not in (None, "auto", "noise", "buffer"):
+            raise ValueError(f"init must be None, 'auto', 'noise' or 'buffer', got {init!r}")
         if init == "auto":
             init = "buffer" if self._has_replay_states() else "noise"
         if init == "noise" and gibbs_steps is None:
