@@ -198,11 +198,11 @@ class ContrastiveTrainer:
 
     # -- one update -----------------------------------------------------------------------------
     def _positive_latent(self, x_pos: torch.Tensor):
+        # One frozen pass: the running data statistics (centred NN-EFH), then the posterior.
         with sampling_mode(self.model), torch.no_grad():
             self.model.observe_data(x_pos)
-        if not self.model.has_latent:
-            return None, None
-        with sampling_mode(self.model), torch.no_grad():
+            if not self.model.has_latent:
+                return None, None
             probs = self.model.posterior_probabilities(x_pos, self.latent_temperature)
         z = probs if self.latent_statistics == "mean" else torch.bernoulli(probs, generator=self.generator)
         return z, probs
