@@ -1,0 +1,119 @@
+"""A new user's path: ``NNEFH().fit(X)``, ``EBM().fit(X)`` and ``GRBM().fit(X)`` at their defaults.
+
+Each model is built with no argument but ``random_state`` and fitted on the dataset's training
+rows. The benchmark reports the fit time, the size of the fitted model's pickle, ``sample(n)`` at
+its defaults judged by the sample-quality judge (Fréchet distance, confidence, coverage; see
+``benchmarks/sample_quality.py``), the same after a pickle round trip, latent usage where the
+model has a latent layer, and what ``score`` does on held-out rows (a number, or the
+``LikelihoodError`` it raises). Writes ``results/defaults/<name>.json`` and one PNG grid per model.
+
+    python benchmarks/defaults.py --dataset fashion-mnist          # about an hour on two CPU cores
+    python benchmarks/defaults.py --dataset digits                 # a few minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+
+import joblib
+from sample_quality import load_judge
+
+from skefh import EBM, GRBM, NNEFH
+from skefh.datasets import load_dataset
+from skefh.estimators import LikelihoodError
+from skefh.metrics import latent_usage
+from skefh.plotting import save_image_grid
+
+ESTIMATORS = {"nnefh": NNEFH, "ebm": EBM, "grbm": GRBM}
+
+
+def judged(judge, samples, reference) -> dict:
+    quality = judge.evaluate(samples, reference).to_dict()
+    return {k: quality[k] for k in ("frechet_distance", "confidence", "coverage")}
+
+
+def pickled(est) -> tuple[int, object]:
+    """The pickle's size in bytes and the model loaded back from it."""
+    buffer = io.BytesIO()
+    joblib.dump(est, buffer)
+    size = buffer.tell()
+    buffer.seek(0)
+    return size, joblib.load(buffer)
+
+
+def score_outcome(est, rows) -> dict:
+    start = time.perf_counter()
+    try:
+        value = float(est.score(rows))
+    except LikelihoodError as exc:
+        return {"score": None, "error": str(exc).splitlines()[0], "seconds": time.perf_counter() - start}
+    return {"score": value, "error": None, "seconds": time.perf_counter() - start}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist", "mnist"])
+    parser.add_argument("--models", default="nnefh,ebm,grbm")
+    parser.add_argument("--n-samples", type=int, default=1000)
+    parser.add_argument("--n-reference", type=int, default=2000)
+    parser.add_argument("--n-score", type=int, default=500, help="held-out rows scored (0: skip score)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--out-dir", default="results/defaults")
+    parser.add_argument("--judge-dir", default="results/judge")
+    args = parser.parse_args(argv)
+
+    data = load_dataset(args.dataset)
+    judge = load_judge(args.dataset, data, args.judge_dir)
+    reference = data.X_test[: args.n_reference]
+    name = args.name or args.dataset
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    low, high = float(data.X_train.min()), float(data.X_train.max())
+    results = {"name": name, "dataset": args.dataset, "n_train": len(data.X_train), "n_samples": args.n_samples,
+               "real": judged(judge, data.X_train[: args.n_samples], reference), "models": {}}
+    print("real training images: FD {frechet_distance:.2f}  confidence {confidence:.3f}  "
+          "coverage {coverage:.2f}".format(**results["real"]), flush=True)
+    for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+        est = ESTIMATORS[model](random_state=args.seed)
+        start = time.perf_counter()
+        est.fit(data.X_train)
+        info = {"fit_seconds": time.perf_counter() - start, "updates": est.n_iter_,
+                "params": {k: repr(v) for k, v in est.get_params().items()}}
+        start = time.perf_counter()
+        samples = est.sample(args.n_samples, random_state=args.seed)
+        info["sample_seconds"] = time.perf_counter() - start
+        info["samples"] = judged(judge, samples, reference)
+        info["grid"] = str(save_image_grid(out_dir / f"{name}-{model}.png", samples[:100], data.image_shape,
+                                           value_range=(low, high)))
+        info["pickle_bytes"], loaded = pickled(est)
+        info["samples_after_pickle"] = judged(judge, loaded.sample(args.n_samples, random_state=args.seed + 1),
+                                              reference)
+        if est.module_.has_latent:
+            info["latent"] = latent_usage(est, reference[: args.n_samples]).to_dict()
+        if args.n_score:
+            info["score"] = score_outcome(est, data.X_test[-args.n_score:])
+        results["models"][model] = info
+        print(f"{model}: {info['updates']} updates in {info['fit_seconds']:.0f} s; pickle "
+              f"{info['pickle_bytes'] / 2**20:.1f} MiB; sample({args.n_samples}) in {info['sample_seconds']:.0f} s: "
+              "FD {frechet_distance:.2f}  confidence {confidence:.3f}  "
+              "coverage {coverage:.2f}".format(**info["samples"]), flush=True)
+        print("  after a pickle round trip: FD {frechet_distance:.2f}  confidence {confidence:.3f}  "
+              "coverage {coverage:.2f}".format(**info["samples_after_pickle"]), flush=True)
+        if "latent" in info:
+            print("  latent: {varying_std:.1%} of units vary (std >= 0.1), {always_on:.1%} always on, "
+                  "{always_off:.1%} always off; posterior std {posterior_std:.3g}".format(**info["latent"]), flush=True)
+        if "score" in info:
+            outcome = info["score"]
+            print(f"  score: {outcome['score']}" if outcome["error"] is None
+                  else f"  score raises LikelihoodError: {outcome['error']}", flush=True)
+        (out_dir / f"{name}.json").write_text(json.dumps(results, indent=1))
+    print(f"wrote {out_dir / (name + '.json')}")
+
+
+if __name__ == "__main__":
+    main()
