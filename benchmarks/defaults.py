@@ -54,6 +54,29 @@ def score_outcome(est, rows) -> dict:
     return {"score": value, "error": None, "seconds": time.perf_counter() - start}
 
 
+TITLES = {"nnefh": "NN-EFH", "ebm": "EBM, the same network", "grbm": "GRBM"}
+
+
+def side_by_side(grids: dict, path, caption: str) -> Path:
+    """One PNG of the models' sample grids side by side (the README's picture)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 3.55), squeeze=False)
+    for ax, (model, grid) in zip(axes[0], grids.items()):
+        ax.imshow(mpimg.imread(grid), cmap="gray")
+        ax.set_title(TITLES.get(model, model))
+        ax.axis("off")
+    fig.text(0.5, 0.02, caption, ha="center")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist", "mnist"])
@@ -65,6 +88,7 @@ def main(argv=None):
     parser.add_argument("--name", default=None)
     parser.add_argument("--out-dir", default="results/defaults")
     parser.add_argument("--judge-dir", default="results/judge")
+    parser.add_argument("--save-models", action="store_true", help="pickle each fitted model beside the JSON")
     args = parser.parse_args(argv)
 
     data = load_dataset(args.dataset)
@@ -91,6 +115,8 @@ def main(argv=None):
         info["grid"] = str(save_image_grid(out_dir / f"{name}-{model}.png", samples[:100], data.image_shape,
                                            value_range=(low, high)))
         info["pickle_bytes"], loaded = pickled(est)
+        if args.save_models:
+            joblib.dump(est, out_dir / f"{name}-{model}.joblib")
         info["samples_after_pickle"] = judged(judge, loaded.sample(args.n_samples, random_state=args.seed + 1),
                                               reference)
         if est.module_.has_latent:
@@ -112,6 +138,10 @@ def main(argv=None):
             print(f"  score: {outcome['score']}" if outcome["error"] is None
                   else f"  score raises LikelihoodError: {outcome['error']}", flush=True)
         (out_dir / f"{name}.json").write_text(json.dumps(results, indent=1))
+    grids = {model: info["grid"] for model, info in results["models"].items()}
+    if len(grids) > 1:
+        side_by_side(grids, out_dir / f"{name}-side-by-side.png",
+                     f"{min(args.n_samples, 100)} samples per model, sample() at the defaults, {args.dataset}")
     print(f"wrote {out_dir / (name + '.json')}")
 
 

@@ -305,17 +305,26 @@ def _cell(value, fmt="{:.2f}"):
     return "—" if value is None else str(value)
 
 
-def tables(results) -> str:
-    """Markdown tables: held-out log-likelihood, MMD, fit seconds; agreement on the 2-D sets."""
+def tables(results, previous=None) -> str:
+    """Markdown tables: held-out log-likelihood, MMD, fit seconds; agreement on the 2-D sets.
+    With ``previous`` (an earlier run's JSON), each cell shows "new (previous)"."""
     names = list(results["datasets"])
     models = results["models"]
     lines = []
 
+    def record(run, d, m):
+        return ((run or {}).get("datasets", {}).get(d) or {}).get("models", {}).get(m, {})
+
     def table(title, key, fmt, sets):
-        lines.extend([f"\n{title}\n", "| model | " + " | ".join(sets) + " |",
-                      "|---|" + "---:|" * len(sets)])
+        lines.extend([f"\n{title}" + (f" (in parentheses: {previous['name']})" if previous else "") + "\n",
+                      "| model | " + " | ".join(sets) + " |", "|---|" + "---:|" * len(sets)])
         for m in models:
-            cells = [_cell(key(results["datasets"][d]["models"].get(m, {})), fmt) for d in sets]
+            cells = []
+            for d in sets:
+                cell = _cell(key(record(results, d, m)), fmt)
+                if previous is not None and record(previous, d, m):
+                    cell += f" ({_cell(key(record(previous, d, m)), fmt)})"
+                cells.append(cell)
             lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
 
     def field(name):
@@ -354,6 +363,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--name", default="density")
     parser.add_argument("--out", default="results/density", help="output directory")
+    parser.add_argument("--compare", default=None, metavar="JSON",
+                        help="an earlier run's JSON: the tables show its numbers beside the new ones")
     args = parser.parse_args(argv)
     args.n_samples = args.n_samples or (200 if args.quick else 1000)
     args.n_grid = args.n_grid or (80 if args.quick else 300)
@@ -404,7 +415,8 @@ def main(argv=None):
             entry["png"] = str(plot(out / f"{args.name}-{name}.png", name, X_test, samples, projection))
         except Exception as exc:  # noqa: BLE001
             entry["png_error"] = _error(exc)
-    results["table"] = tables(results)
+    previous = json.loads(Path(args.compare).read_text()) if args.compare else None
+    results["table"] = tables(results, previous)
     path.write_text(json.dumps(results, indent=1))
     print(results["table"])
     print(f"wrote {path}")

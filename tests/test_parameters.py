@@ -193,3 +193,16 @@ def test_sampling_settings_report_the_budget_sample_runs_from_noise():
     assert est.sample_chains(2).shape == (2, 1 + 6, 64)
     with pytest.raises(ValueError, match="init must be"):
         est.sampling_settings(init="buffr")
+
+
+@pytest.mark.parametrize("cls", [NNEFH, EBM])
+def test_metropolis_chains_sample_with_twenty_times_the_training_rounds(cls):
+    """Metropolis-adjusted chains (the tabular default) only get nearer to the model's density
+    with more steps: sample() runs twenty times the training rounds from either start."""
+    est = cls(n_statistics=4, max_iter=2, replay_buffer=32, verbose=-1, random_state=0).fit(
+        np.random.default_rng(0).normal(size=(40, 2)))
+    trained = est.sampling_settings()
+    assert trained.metropolis
+    for init in ("auto", "buffer", "noise"):
+        assert est.sampling_settings(init=init).n_gibbs == 20 * trained.n_gibbs
+    assert est.sampling_settings(init="noise", gibbs_steps=3).n_gibbs == 3

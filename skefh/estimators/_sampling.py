@@ -64,10 +64,13 @@ class SamplingMixin:
         gibbs_steps, langevin_steps : int, optional
             Sampling budget: Gibbs rounds and Langevin steps per round (the EBM has one round
             unless ``gibbs_steps`` asks for more blocks). Default: the training sampler's, with
-            twice its Gibbs rounds for an NN-EFH or EBM trained on chains restarted from noise
-            (``replay_buffer=0``, the image default) when the chains start from noise: such
-            models generate best with about twice their training budget and worse with many
-            times it (see the generation page).
+            more Gibbs rounds for two kinds of NN-EFH or EBM. Trained with Metropolis-adjusted
+            chains (``metropolis=True``, the tabular default): twenty times the training rounds,
+            since those chains leave the model's density invariant and only get nearer to it
+            with more steps. Trained on unadjusted chains restarted from noise
+            (``replay_buffer=0``, the image default) and started from noise: twice the training
+            rounds, as such models generate best with about twice their training budget and
+            worse with many times it (see the generation page).
         step_size : float, optional
             Langevin step size; default the training sampler's.
         temperature : float, optional
@@ -101,10 +104,9 @@ class SamplingMixin:
         gibbs_steps, langevin_steps, step_size, temperature : optional
             As in :meth:`sample`; None keeps the training sampler's value.
         init : {"auto", "noise", "buffer"} or None, default=None
-            As in :meth:`sample`: with "noise" (or "auto" without a replay buffer) and no
-            ``gibbs_steps``, the Gibbs rounds that :meth:`sample` runs from noise by default
-            (twice the training rounds for a model trained on chains from noise). None: the
-            training sampler's rounds.
+            As in :meth:`sample`: without ``gibbs_steps``, the Gibbs rounds that :meth:`sample`
+            runs by default from that start (see its ``gibbs_steps``). None: the training
+            sampler's rounds.
 
         Returns
         -------
@@ -116,8 +118,8 @@ class SamplingMixin:
             raise ValueError(f"init must be None, 'auto', 'noise' or 'buffer', got {init!r}")
         if init == "auto":
             init = "buffer" if self._has_replay_states() else "noise"
-        if init == "noise" and gibbs_steps is None:
-            gibbs_steps = settings.n_gibbs * self._noise_start_rounds_factor()
+        if init is not None and gibbs_steps is None:
+            gibbs_steps = settings.n_gibbs * self._default_rounds_factor(init)
         changes = {}
         for name, field, value in (("gibbs_steps", "n_gibbs", gibbs_steps),
                                    ("langevin_steps", "n_langevin", langevin_steps)):
@@ -134,14 +136,9 @@ class SamplingMixin:
             changes["latent_temperature"] = float(temperature)  # one density at the asked temperature
         return settings.with_(**changes)
 
-    def _noise_start_rounds_factor(self) -> int:
-        """How many times the training sampler's Gibbs rounds ``sample`` runs from noise by default.
-
-        Models trained on chains restarted from noise at every update (no replay buffer)
-        generate best from noise with more steps than a training update gives its chains, and
-        worse with many more (see the generation page): twice the training rounds. Persistent
-        training chains and the GRBM keep their training budget.
-        """
+    def _default_rounds_factor(self, init: str) -> int:
+        """How many times the training sampler's Gibbs rounds ``sample`` runs by default from
+        ``init`` ("noise" or "buffer"): the training budget here; see the NN-EFH's and EBM's."""
         return 1
 
     def _has_replay_states(self) -> bool:

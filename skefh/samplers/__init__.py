@@ -31,6 +31,7 @@ from .ais import (  # noqa: E402
     grbm_exact_log_partition,
     kernel_lower_bound,
     linear_schedule,
+    reverse_annealed_importance_sampling,
 )
 from .annealing_paths import BoxPath, GaussianMixtureBasePath, GRBMPath  # noqa: E402
 
@@ -43,4 +44,5 @@ __all__ += [
     "grbm_exact_log_partition",
     "kernel_lower_bound",
     "linear_schedule",
+    "reverse_annealed_importance_sampling",
 ]

@@ -1,0 +1,97 @@
+"""Brackets on log Z for fitted models: forward AIS (a stochastic lower bound) against reverse AIS.
+
+For each pickled model (``benchmarks/defaults.py --save-models`` writes them) the benchmark runs
+the estimator's own AIS path forwards from its base (what ``score`` uses) and backwards from
+rows of the data (``skefh.samplers.reverse_annealed_importance_sampling``: bidirectional Monte
+Carlo with the data standing in for the model's samples, so the upper end is a diagnostic, not a
+guarantee) and from the model's own ``sample`` output. It reports each log Z with its standard
+error and effective sample size, the bracket's width in nats and in bits per dimension, the
+kernel lower bound, and the held-out log-likelihood each end implies. Writes
+``<out>/<name>.json``.
+
+    python benchmarks/defaults.py --dataset digits --save-models
+    python benchmarks/score_brackets.py results/defaults/digits-*.joblib --dataset digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import torch
+
+from skefh.datasets import load_dataset
+from skefh.samplers import annealed_importance_sampling, reverse_annealed_importance_sampling
+
+
+def bracket(est, start_rows, n_steps: int, seed: int) -> dict:
+    """Forward AIS from the base and reverse AIS from ``start_rows`` (data units) on ``est``'s path."""
+    dtype = next(est.module_.parameters()).dtype
+    start = est._to_tensor(est.range_map_.to_working(start_rows)).to(dtype)
+    start = start.reshape(len(start_rows), *est.module_.input_shape)
+    generator = torch.Generator(device=est.device_).manual_seed(seed)
+    clock = time.perf_counter()
+    forward = annealed_importance_sampling(est._annealing_path(), len(start_rows), n_steps, generator=generator)
+    forward_seconds = time.perf_counter() - clock
+    clock = time.perf_counter()
+    reverse = reverse_annealed_importance_sampling(est._annealing_path(), start, n_steps, generator=generator)
+    reverse_seconds = time.perf_counter() - clock
+    width = reverse.log_z - forward.log_z
+    return {"forward": _summary(forward, forward_seconds), "reverse": _summary(reverse, reverse_seconds),
+            "width_nats": width, "width_bits_per_dim": width / (math.log(2) * est.n_features_in_)}
+
+
+def _summary(result, seconds) -> dict:
+    return {"log_z": result.log_z, "std": result.log_z_std, "ess": result.ess, "n_chains": result.n_chains,
+            "acceptance": result.acceptance, "seconds": seconds}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="pickled fitted estimators")
+    parser.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist", "mnist"])
+    parser.add_argument("--chains", type=int, default=64)
+    parser.add_argument("--steps", default="1000", help="comma-separated AIS step counts")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--out-dir", default="results/score_brackets")
+    args = parser.parse_args(argv)
+
+    data = load_dataset(args.dataset)
+    rng = np.random.default_rng(args.seed)
+    train_rows = data.X_train[rng.choice(len(data.X_train), args.chains, replace=False)]
+    held_out = data.X_test[:500]
+    results = {"dataset": args.dataset, "chains": args.chains, "models": {}}
+    for path in args.models:
+        est = joblib.load(path)
+        name = Path(path).stem
+        own = est.sample(args.chains, random_state=args.seed)
+        unnormalised = est.set_params(log_partition=None).score_samples(held_out).mean()
+        rows = {"kernel_lower_bound": est._kernel_lower_bound(), "held_out_unnormalised": float(unnormalised),
+                "brackets": {}}
+        for n_steps in (int(s) for s in args.steps.split(",")):
+            for start_name, start in (("data", train_rows), ("samples", own)):
+                b = bracket(est, start, n_steps, args.seed)
+                b["held_out_score"] = {end: float(unnormalised - b[end]["log_z"]) for end in ("forward", "reverse")}
+                rows["brackets"][f"{n_steps}-from-{start_name}"] = b
+                print(f"{name}: {n_steps} steps, reverse from {start_name}: forward log Z {b['forward']['log_z']:.2f} "
+                      f"± {b['forward']['std']:.2f} (ESS {b['forward']['ess']:.1f}), reverse "
+                      f"{b['reverse']['log_z']:.2f} ± {b['reverse']['std']:.2f} (ESS {b['reverse']['ess']:.1f}); "
+                      f"width {b['width_nats']:.2f} nats = {b['width_bits_per_dim']:.3f} bits/dim; held-out "
+                      f"score {b['held_out_score']['forward']:.2f} .. {b['held_out_score']['reverse']:.2f}; "
+                      f"kernel bound {rows['kernel_lower_bound']}", flush=True)
+        results["models"][name] = rows
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{args.name or args.dataset}.json"
+    target.write_text(json.dumps(results, indent=1))
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
