@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import joblib
+import numpy as np
 from sample_quality import load_judge
 
 from skefh import EBM, GRBM, NNEFH
@@ -65,13 +66,13 @@ def side_by_side(grids: dict, path, caption: str) -> Path:
     import matplotlib.image as mpimg
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 3.55), squeeze=False)
+    fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 3.7), squeeze=False)
     for ax, (model, grid) in zip(axes[0], grids.items()):
         ax.imshow(mpimg.imread(grid), cmap="gray")
         ax.set_title(TITLES.get(model, model))
         ax.axis("off")
     fig.text(0.5, 0.02, caption, ha="center")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
@@ -98,10 +99,15 @@ def main(argv=None):
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     low, high = float(data.X_train.min()), float(data.X_train.max())
+    noise = np.random.default_rng(args.seed).uniform(low, high, (args.n_samples, data.X_train.shape[1]))
     results = {"name": name, "dataset": args.dataset, "n_train": len(data.X_train), "n_samples": args.n_samples,
-               "real": judged(judge, data.X_train[: args.n_samples], reference), "models": {}}
-    print("real training images: FD {frechet_distance:.2f}  confidence {confidence:.3f}  "
-          "coverage {coverage:.2f}".format(**results["real"]), flush=True)
+               "judge_test_accuracy": judge.accuracy(data.X_test, data.y_test),
+               "real": judged(judge, data.X_train[: args.n_samples], reference),
+               "uniform_noise": judged(judge, noise.astype(np.float32), reference), "models": {}}
+    print(f"judge test accuracy {results['judge_test_accuracy']:.4f}", flush=True)
+    for row in ("real", "uniform_noise"):
+        print(f"{row}: " + "FD {frechet_distance:.2f}  confidence {confidence:.3f}  "
+              "coverage {coverage:.2f}".format(**results[row]), flush=True)
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         est = ESTIMATORS[model](random_state=args.seed)
         start = time.perf_counter()

@@ -73,7 +73,7 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         M, Gibbs rounds per model sample of training (``sample`` from noise runs twice as many
         by default; see :meth:`sample`).
     langevin_steps : int or "auto", default="auto"
-        "auto": 15 for images, 10 for tabular data (``image_shape_`` None).
+        "auto": 15 for images, 30 for tabular data (``image_shape_`` None).
         L, Langevin steps per Gibbs round.
     step_size : float, default=0.05
         Langevin step size epsilon: each step is
@@ -325,7 +325,7 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         "n_components": (512, 64),
         "n_statistics": (256, 64),
         "gibbs_steps": (2, 2),
-        "langevin_steps": (15, 10),
+        "langevin_steps": (15, 30),
         "temperature": (1e-3, 1.0),
         "metropolis": (False, True),
         "learning_rate": (2e-4, 1e-3),
