@@ -298,3 +298,30 @@ def test_the_ebm_scores_rows_outside_its_training_range_finitely():
     assert np.all(np.isfinite(scores)) and scores[-1] < scores[:3].min() - 10.0
     # The density is positive everywhere, so the kernel lower bound applies to the EBM too.
     assert warm.log_partition_lower_bound_ < warm.log_partition_
+
+
+def test_a_fitted_grbm_bracket_from_training_rows_holds_its_exact_log_partition():
+    """estimate_log_partition(bracket=True): forward AIS below and reverse AIS from training rows
+    above the exact log Z of a GRBM small enough to enumerate, the two within a nat."""
+    kw = dict(n_components=8, gibbs_steps=5, langevin_steps=5, batch_size=64, max_iter=60, random_state=0,
+              device="cpu")
+    exact = GRBM(**kw).fit(DIGITS_X[:400])
+    assert exact.estimate_log_partition(bracket=True).log_partition_upper_ == exact.log_partition_
+    est = GRBM(log_partition="ais", ais_chains=64, ais_steps=500, **kw).fit(DIGITS_X[:400])
+    assert est.log_partition_upper_ is None
+    est.estimate_log_partition(bracket=True)
+    tolerance = 3 * est.log_partition_std_ + 0.1
+    assert est.log_partition_ - tolerance < exact.log_partition_ < est.log_partition_upper_ + tolerance
+    assert est.log_partition_upper_ - est.log_partition_ < 1.0
+    est.partial_fit(DIGITS_X[:400])  # new weights: the bracket is forgotten
+    assert est.log_partition_upper_ is None
+
+
+def test_a_bracket_whose_ends_cross_warns():
+    """A peaked NN-EFH at the image temperature, AIS far too short: the reverse estimate from
+    training rows lands below the forward one, and the estimator says the bracket crossed."""
+    est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=20,
+                log_partition=None, random_state=0, device="cpu").fit(DIGITS_X[:200])
+    with pytest.warns(LikelihoodWarning, match="ends of the bracket cross"):
+        est.estimate_log_partition(n_chains=16, n_steps=20, bracket=True)
+    assert est.log_partition_upper_ < est.log_partition_

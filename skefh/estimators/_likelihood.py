@@ -26,7 +26,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..samplers.ais import annealed_importance_sampling, kernel_lower_bound
+from ..samplers.ais import annealed_importance_sampling, kernel_lower_bound, reverse_annealed_importance_sampling
 
 __all__ = ["LikelihoodMixin", "LikelihoodWarning", "LikelihoodError"]
 
@@ -112,6 +112,7 @@ class LikelihoodMixin:
     def _invalidate_log_partition(self) -> None:
         """Forget log Z (the weights changed); ``score_samples`` re-estimates it when needed."""
         self.log_partition_ = self.log_partition_std_ = self.log_partition_ess_ = None
+        self.log_partition_upper_ = None
         if self._bound_applies:
             self.log_partition_lower_bound_ = None  # it was for the old weights
         self._log_partition_cache = None
@@ -140,13 +141,21 @@ class LikelihoodMixin:
         # Estimated on first use: loading a checkpoint to sample or transform need not pay for AIS.
         self._invalidate_log_partition()
 
-    def estimate_log_partition(self, n_chains=None, n_steps=None, random_state=None):
+    def estimate_log_partition(self, n_chains=None, n_steps=None, random_state=None, bracket=False):
         """(Re-)estimate the log-partition function and store it in ``log_partition_``.
 
         ``fit`` calls it only where log Z is exact and cheap or with ``log_partition="ais"``;
         call it to get a public estimate (and its diagnostics), or again with more chains or
         steps for a tighter one (the cost grows linearly with both). It warns
         (:class:`LikelihoodWarning`) when the estimate is unreliable.
+
+        With ``bracket=True`` it also runs AIS backwards along the same path from training rows
+        (:func:`skefh.samplers.reverse_annealed_importance_sampling`) and stores that upper
+        estimate in ``log_partition_upper_``: forward AIS is a stochastic lower bound on log Z
+        and the reverse run, from exact samples of the model, a stochastic upper one
+        (bidirectional Monte Carlo). Training rows stand in for the model's samples, so the
+        upper end is a diagnostic: a wide bracket, or one whose ends cross (it warns), says
+        that the estimate has not converged.
 
         Parameters
         ----------
@@ -156,16 +165,27 @@ class LikelihoodMixin:
             AIS intermediate distributions; defaults to ``ais_steps``.
         random_state : int, RandomState instance or None, default=None
             Defaults to the estimator's ``random_state``.
+        bracket : bool, default=False
+            Also estimate ``log_partition_upper_`` by reverse AIS from up to ``n_chains``
+            training rows (not available after ``from_checkpoint``, which keeps no rows).
 
         Returns
         -------
         self : object
-            With ``log_partition_``, ``log_partition_std_`` (standard error; 0 when exact) and
-            ``log_partition_ess_`` (effective sample size of the AIS weights; None when exact).
+            With ``log_partition_``, ``log_partition_std_`` (standard error; 0 when exact),
+            ``log_partition_ess_`` (effective sample size of the AIS weights; None when exact)
+            and ``log_partition_upper_`` (the reverse estimate with ``bracket=True``, log Z
+            itself when exact, otherwise None).
         """
         check_is_fitted(self, "module_")
+        if bracket and self._bound_rows is None and self._estimate_method() != "exact":
+            raise ValueError(
+                "bracket=True runs AIS backwards from training rows, and this model keeps none "
+                "(it was loaded with from_checkpoint); fit it, or call without bracket"
+            )
+        self.log_partition_upper_ = None
         if self._estimate_method() == "exact":
-            self.log_partition_ = self._exact_log_partition()
+            self.log_partition_ = self.log_partition_upper_ = self._exact_log_partition()
             self.log_partition_std_ = 0.0
             self.log_partition_ess_ = None
             return self
@@ -175,7 +195,26 @@ class LikelihoodMixin:
         self.log_partition_ess_ = result.ess
         for problem in self._unreliable(result, getattr(self, "log_partition_lower_bound_", None)):
             warnings.warn(f"{problem}; raise ais_steps (or ais_chains)", LikelihoodWarning, stacklevel=2)
+        if bracket:
+            upper = self._reverse_ais(n_chains, n_steps, random_state)
+            self.log_partition_upper_ = upper.log_z
+            if upper.log_z + 3 * upper.log_z_std < result.log_z - 3 * result.log_z_std:
+                warnings.warn(
+                    f"the reverse AIS estimate of log Z ({upper.log_z:.2f}) is below the forward one "
+                    f"({result.log_z:.2f}): the ends of the bracket cross, so neither run has "
+                    "converged; raise ais_steps (or ais_chains)", LikelihoodWarning, stacklevel=2)
         return self
+
+    def _reverse_ais(self, n_chains, n_steps, random_state):
+        """Reverse AIS on this model's path from up to ``n_chains`` of the kept training rows."""
+        seed = check_random_state(random_state if random_state is not None else self.random_state)
+        generator = torch.Generator(device=self.device_).manual_seed(int(seed.randint(2**31 - 1)) + 13)
+        rows = self._bound_rows[: int(n_chains or self.ais_chains)]
+        dtype = next(self.module_.parameters()).dtype
+        start = self._to_tensor(rows).to(dtype).reshape(len(rows), *self.module_.input_shape)
+        return reverse_annealed_importance_sampling(
+            self._annealing_path(), start, n_steps=int(n_steps or self.ais_steps), generator=generator
+        )
 
     def _ais(self, n_chains, n_steps, random_state):
         """One AIS run on this model's path; changes no attribute."""

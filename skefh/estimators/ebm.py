@@ -189,7 +189,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     support_ : ndarray of shape (2, n_features)
         Lower and upper corners of the box outside which the density is contained (see Notes),
         in working units.
-    log_partition_, log_partition_std_, log_partition_ess_, log_partition_lower_bound_
+    log_partition_, log_partition_std_, log_partition_ess_, log_partition_lower_bound_, log_partition_upper_
         As in :class:`NNEFH`.
     image_shape_, range_map_, device_, n_features_in_, n_iter_, history_
         As in :class:`NNEFH`.

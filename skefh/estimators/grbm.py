@@ -124,7 +124,7 @@ class GRBM(BaseEnergyEstimator):
     Attributes
     ----------
     module_ : skefh.nn.GRBMEnergy
-    log_partition_, log_partition_std_, log_partition_ess_, log_partition_lower_bound_
+    log_partition_, log_partition_std_, log_partition_ess_, log_partition_lower_bound_, log_partition_upper_
         As in :class:`NNEFH`. With ``log_partition="auto"`` ``fit`` computes log Z exactly
         (a sum over the 2^H hidden states) for up to 20 hidden units; beyond, ``score_samples``
         estimates it by AIS on first use (privately), or ``log_partition="ais"`` makes ``fit``

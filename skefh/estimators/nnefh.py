@@ -236,6 +236,9 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         Its standard error (0 when exact).
     log_partition_ess_ : float or None
         Effective sample size of the AIS weights (out of ``ais_chains``).
+    log_partition_upper_ : float or None
+        The other end of the bracket on log Z: reverse AIS from training rows, set by
+        ``estimate_log_partition(bracket=True)`` (log Z itself when exact); None otherwise.
     module_ : skefh.nn.NNEFHEnergy
         The fitted torch module.
     image_shape_ : tuple or None
