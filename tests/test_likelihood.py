@@ -325,3 +325,18 @@ def test_a_bracket_whose_ends_cross_warns():
     with pytest.warns(LikelihoodWarning, match="ends of the bracket cross"):
         est.estimate_log_partition(n_chains=16, n_steps=20, bracket=True)
     assert est.log_partition_upper_ < est.log_partition_
+
+
+def test_grid_search_with_default_scoring_on_digits_gets_no_error_score_from_the_grbm():
+    """GridSearchCV's default scoring is score, the held-out log-likelihood: on digits images a
+    GRBM beyond exact enumeration (AIS) gives every candidate a finite score, and the search
+    picks the candidate with the higher mean held-out log-likelihood."""
+    from sklearn.model_selection import GridSearchCV
+
+    est = GRBM(gibbs_steps=5, max_iter=40, random_state=0, device="cpu", ais_steps=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # an error score would warn (FitFailedWarning)
+        search = GridSearchCV(est, {"n_components": [24, 48]}, cv=2, error_score="raise").fit(DIGITS_X[:600])
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores))
+    assert search.best_params_["n_components"] == [24, 48][int(np.argmax(scores))]
