@@ -23,23 +23,17 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-import torch
 
 from skefh.datasets import load_dataset
-from skefh.samplers import annealed_importance_sampling, reverse_annealed_importance_sampling
 
 
 def bracket(est, start_rows, n_steps: int, seed: int) -> dict:
     """Forward AIS from the base and reverse AIS from ``start_rows`` (data units) on ``est``'s path."""
-    dtype = next(est.module_.parameters()).dtype
-    start = est._to_tensor(est.range_map_.to_working(start_rows)).to(dtype)
-    start = start.reshape(len(start_rows), *est.module_.input_shape)
-    generator = torch.Generator(device=est.device_).manual_seed(seed)
     clock = time.perf_counter()
-    forward = annealed_importance_sampling(est._annealing_path(), len(start_rows), n_steps, generator=generator)
+    forward = est._ais(len(start_rows), n_steps, seed)
     forward_seconds = time.perf_counter() - clock
     clock = time.perf_counter()
-    reverse = reverse_annealed_importance_sampling(est._annealing_path(), start, n_steps, generator=generator)
+    reverse = est._reverse_ais(len(start_rows), n_steps, seed, rows=est.range_map_.to_working(start_rows))
     reverse_seconds = time.perf_counter() - clock
     width = reverse.log_z - forward.log_z
     return {"forward": _summary(forward, forward_seconds), "reverse": _summary(reverse, reverse_seconds),

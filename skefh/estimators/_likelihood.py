@@ -205,11 +205,12 @@ class LikelihoodMixin:
                     "converged; raise ais_steps (or ais_chains)", LikelihoodWarning, stacklevel=2)
         return self
 
-    def _reverse_ais(self, n_chains, n_steps, random_state):
-        """Reverse AIS on this model's path from up to ``n_chains`` of the kept training rows."""
+    def _reverse_ais(self, n_chains, n_steps, random_state, rows=None):
+        """Reverse AIS on this model's path from up to ``n_chains`` rows in working units (by
+        default the kept training rows); changes no attribute."""
         seed = check_random_state(random_state if random_state is not None else self.random_state)
         generator = torch.Generator(device=self.device_).manual_seed(int(seed.randint(2**31 - 1)) + 13)
-        rows = self._bound_rows[: int(n_chains or self.ais_chains)]
+        rows = (self._bound_rows if rows is None else rows)[: int(n_chains or self.ais_chains)]
         dtype = next(self.module_.parameters()).dtype
         start = self._to_tensor(rows).to(dtype).reshape(len(rows), *self.module_.input_shape)
         return reverse_annealed_importance_sampling(
