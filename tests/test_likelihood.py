@@ -271,8 +271,10 @@ def test_an_unreliable_on_demand_estimate_raises_and_does_not_warn(monkeypatch):
     before = _public(est)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(LikelihoodError, match="effective samples.*estimate_log_partition"):
+        with pytest.raises(LikelihoodError, match="effective samples.*estimate_log_partition") as raised:
             est.score(DIGITS_X[:10])
+        # No false promise: temperature 1 did not help on images (likelihood page); the GRBM does.
+        assert "temperature" not in str(raised.value) and "the GRBM's score works on images" in str(raised.value)
         calls = []
         monkeypatch.setattr(type(est), "_ais", lambda self, *a: calls.append(1))
         with pytest.raises(LikelihoodError):  # the verdict is cached: no second AIS run
@@ -323,7 +325,7 @@ def test_a_bracket_whose_ends_cross_warns():
     est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=20,
                 log_partition=None, random_state=0, device="cpu").fit(DIGITS_X[:200])
     with pytest.warns(LikelihoodWarning, match="ends of the bracket cross"):
-        est.estimate_log_partition(n_chains=16, n_steps=20, bracket=True)
+        est.estimate_log_partition(n_chains=16, n_steps=5, bracket=True)
     assert est.log_partition_upper_ < est.log_partition_
 
 
@@ -340,3 +342,14 @@ def test_grid_search_with_default_scoring_on_digits_gets_no_error_score_from_the
     scores = search.cv_results_["mean_test_score"]
     assert np.all(np.isfinite(scores))
     assert search.best_params_["n_components"] == [24, 48][int(np.argmax(scores))]
+
+
+def test_grbm_ais_steps_auto_runs_longer_on_wide_rows():
+    """"auto": 1,000 intermediate distributions below 256 values a row, 5,000 from there up; an
+    explicit number is used as given, and the on-demand key follows the resolved value."""
+    narrow = GRBM(n_components=4, max_iter=0, random_state=0, device="cpu").fit(DIGITS_X[:50])
+    wide = GRBM(n_components=4, max_iter=0, random_state=0, device="cpu").fit(np.tile(DIGITS_X[:50], (1, 4)))
+    assert (narrow._resolved_ais_steps(), wide._resolved_ais_steps()) == (1000, 5000)
+    assert wide.set_params(ais_steps=300)._resolved_ais_steps() == 300
+    with pytest.raises(ValueError, match="ais_steps"):
+        GRBM(ais_steps="many").fit(DIGITS_X[:50])

@@ -89,7 +89,8 @@ class BaseEnergyEstimator(
 
     def _resolve_params(self) -> dict:
         """The parameters as a fit uses them (``image_shape_`` must be resolved)."""
-        return resolve_auto_params(self.get_params(deep=False), self._auto_defaults, self.image_shape_)
+        return resolve_auto_params(self.get_params(deep=False), self._auto_defaults, self.image_shape_,
+                                   getattr(self, "_n_fit_rows", None))
 
     #: Values ``features`` may take (each model's; the first is the default).
     _feature_options: tuple = ()
@@ -225,6 +226,7 @@ class BaseEnergyEstimator(
             print(f"[{type(self).__name__}] {describe_image_shape(self.image_shape_, X.shape[1], named)}")
         self.device_ = resolve_device(self.device)
         self.range_map_ = fit_range_map(X, "image" if self.image_shape_ is not None else "standardise")
+        self._n_fit_rows = X.shape[0]  # read by tabular "auto" rules (training length)
         # What the module, the optimiser and the sampler of training and ``sample`` read: the
         # parameters as the model was last trained with, "auto" resolved (scikit-learn's rule: a
         # parameter set later acts at the next fit).

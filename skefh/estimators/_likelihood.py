@@ -85,6 +85,14 @@ class LikelihoodMixin:
     def _exact_partition_tractable(self) -> bool:
         return False
 
+    def _likelihood_advice(self) -> str:
+        """What else to try when log Z is out of reach (a sentence with a leading space, or "")."""
+        return ""
+
+    def _resolved_ais_steps(self) -> int:
+        """``ais_steps``, with "auto" resolved by the model (subclasses that allow it)."""
+        return int(self.ais_steps)
+
     #: Training rows used as kernel centres, and kernel variances (times tau), for the lower
     #: bound on log Z that an AIS estimate is checked against.
     _bound_centres = 512
@@ -213,8 +221,11 @@ class LikelihoodMixin:
         rows = (self._bound_rows if rows is None else rows)[: int(n_chains or self.ais_chains)]
         dtype = next(self.module_.parameters()).dtype
         start = self._to_tensor(rows).to(dtype).reshape(len(rows), *self.module_.input_shape)
+        n_steps = int(n_steps or self._resolved_ais_steps())
+        # As many moves of the model itself as the run has steps bring the rows nearer to the
+        # model's own samples, which the upper bound needs.
         return reverse_annealed_importance_sampling(
-            self._annealing_path(), start, n_steps=int(n_steps or self.ais_steps), generator=generator
+            self._annealing_path(), start, n_steps=n_steps, generator=generator, burn_in=n_steps
         )
 
     def _ais(self, n_chains, n_steps, random_state):
@@ -224,7 +235,7 @@ class LikelihoodMixin:
         result = annealed_importance_sampling(
             self._annealing_path(),
             n_chains=int(n_chains or self.ais_chains),
-            n_steps=int(n_steps or self.ais_steps),
+            n_steps=int(n_steps or self._resolved_ais_steps()),
             generator=generator,
         )
         if not math.isfinite(result.log_z):
@@ -261,7 +272,7 @@ class LikelihoodMixin:
     def _on_demand_key(self) -> tuple:
         """What an on-demand estimate depends on besides the weights: a change runs it anew."""
         seed = self.random_state if self.random_state is None or isinstance(self.random_state, int) else None
-        return (self._estimate_method(), int(self.ais_chains), int(self.ais_steps), seed)
+        return (self._estimate_method(), int(self.ais_chains), self._resolved_ais_steps(), seed)
 
     def _on_demand_log_partition(self) -> float:
         """log Z for ``score_samples`` when none is stored: estimated once, kept privately.
@@ -292,8 +303,7 @@ class LikelihoodMixin:
                 f"(AIS, {n_chains} chains, {n_steps} steps) is unreliable: {problem}. "
                 "Call estimate_log_partition(n_steps=...) with a larger budget to store a public "
                 "estimate (it warns while it is still unreliable), or set log_partition=None for "
-                "log-densities up to a constant. A temperature nearer 1 gives a less peaked "
-                "density whose log Z is easier to estimate."
+                f"log-densities up to a constant.{self._likelihood_advice()}"
             )
         return log_z
 

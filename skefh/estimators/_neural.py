@@ -92,6 +92,20 @@ class NeuralStatisticsMixin:
             return self._exact_chain_rounds_factor
         return 2 if init == "noise" and trained["replay_buffer"] == 0 else 1
 
+    def _likelihood_advice(self) -> str:
+        if self.image_shape_ is not None:
+            # Measured on digits and Fashion-MNIST (likelihood page): neither a larger AIS budget
+            # nor temperature 1 made these densities estimable; say so rather than promise.
+            return (
+                " Image models trained on short-run chains at the defaults have densities far "
+                "too peaked for AIS, and no setting is known that makes them estimable (see the "
+                "likelihood page of the docs); the GRBM's score works on images."
+            )
+        return (
+            " On a small table, fewer updates (max_iter) give a smoother density whose log Z is "
+            "easier to estimate."
+        )
+
     def _compiled(self):
         """torch.compile the statistics network for the duration of a block, if asked to."""
         return compiled(self.module_.statistics, self.compile)

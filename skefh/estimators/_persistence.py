@@ -161,6 +161,8 @@ class PersistenceMixin:
                 "kind": self.range_map_.kind,
             },
             "seed": int(self._fit_seed()),
+            # Tabular "auto" training lengths count passes over the rows (NN-EFH's max_iter).
+            "n_fit_rows": getattr(self, "_n_fit_rows", None),
             "data_fingerprint": getattr(self, "_data_fingerprint", None),
             "extra": _to_cpu(self._extra_state()),
             "trainer": _to_cpu(self._current_trainer_state()),
@@ -211,6 +213,9 @@ class PersistenceMixin:
         maps = state["range_map"]
         self.range_map_ = RangeMap(maps["offset"].numpy(), maps["scale"].numpy(), maps["kind"])
         self._data_fingerprint = state.get("data_fingerprint")
+        if state.get("n_fit_rows") is not None:  # absent from checkpoints written before 0.7
+            self._n_fit_rows = int(state["n_fit_rows"])
+        self._trained_params = self._resolve_params()
         self._load_extra_state(state.get("extra", {}))
         self._load_fit_state(state["seed"], state["trainer"])
 
@@ -260,6 +265,7 @@ class PersistenceMixin:
         if names is not None:
             est.feature_names_in_ = np.asarray(names, dtype=object)
         est._initialise(dummy)
+        est._n_fit_rows = None  # the dummy row says nothing of the training rows
         est._restore_from_state(state)
         est._after_restore()
         return est

@@ -8,7 +8,10 @@ from typing import Optional
 
 import torch
 
-__all__ = ["resolve_auto_params", "resolve_image_shape", "describe_image_shape", "resolve_device", "DeviceWarning"]
+__all__ = [
+    "resolve_auto_params", "default_table_updates", "resolve_image_shape", "describe_image_shape", "resolve_device",
+    "DeviceWarning",
+]
 
 
 class DeviceWarning(UserWarning):
@@ -109,18 +112,35 @@ def resolve_device(device) -> torch.device:
     return resolved
 
 
-def resolve_auto_params(params: dict, auto_defaults: dict, image_shape: Optional[tuple]) -> dict:
+def resolve_auto_params(params: dict, auto_defaults: dict, image_shape: Optional[tuple],
+                        n_rows: Optional[int] = None) -> dict:
     """``params`` with each "auto" of ``auto_defaults`` (``{name: (for images, for tabular
     data)}``) replaced by the value for the data's kind; an image value may be a function of
-    the ``(C, H, W)`` shape."""
+    the ``(C, H, W)`` shape, a tabular one a function of the number of training rows and the
+    batch size (``n_rows`` None: a pickle that predates the rule, resolved as 1,000 rows)."""
     resolved = dict(params)
     for name, (for_images, for_tables) in auto_defaults.items():
         if isinstance(resolved[name], str) and resolved[name] == "auto":
             if image_shape is None:
-                resolved[name] = for_tables
+                resolved[name] = (
+                    for_tables(1000 if n_rows is None else n_rows, resolved["batch_size"])
+                    if callable(for_tables) else for_tables
+                )
             else:
                 resolved[name] = for_images(tuple(image_shape)) if callable(for_images) else for_images
     return resolved
+
+
+def default_table_updates(most: int, passes: int):
+    """A ``max_iter`` "auto" rule for tabular data: ``passes`` passes over the training rows,
+    at most ``most`` updates. A thousand 2-D rows get their fill of updates; a table of a
+    hundred rows (wine) overfits long before it (see the likelihood page of the docs)."""
+
+    def updates(n_rows: int, batch_size: int) -> int:
+        return int(min(most, max(1, math.ceil(passes * n_rows / batch_size))))
+
+    updates.__doc__ = f"{passes} passes over the rows, at most {most} updates"
+    return updates
 
 
 #: Pixels per channel from which an image counts as large for the default training length.

@@ -12,7 +12,7 @@ from ..nn import NNEFHEnergy
 from ..samplers import GaussianMixtureBasePath, GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
 from ._neural import NeuralStatisticsMixin
-from ._resolve import default_image_updates
+from ._resolve import default_image_updates, default_table_updates
 
 __all__ = ["NNEFH"]
 
@@ -143,12 +143,13 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         "auto": 2e-4 for images, 1e-3 for tabular data (``image_shape_`` None).
         Adam's learning rate (the paper does not state it; the first author's code uses 1e-4).
     max_iter : int or "auto", default="auto"
-        "auto": 4500 for images of at least 16x16 pixels, 1000 for smaller images and for
-        tabular data. Number of parameter updates of ``fit`` (the paper trains 50,000); 0
+        "auto": 4500 for images of at least 16x16 pixels, 1000 for smaller images, and for
+        tabular data 100 passes over the rows, at most 2000 (small tables overfit with more).
+        Number of parameter updates of ``fit`` (the paper trains 50,000); 0
         initialises the model without training it (the untrained-network baseline).
     optimizer : {"adam", "sgd"}, default="adam"
     lr_schedule : {"constant", "cosine", "linear", "auto"}, default="auto"
-        "auto": "cosine" for images, "constant" for tabular data (``image_shape_`` None).
+        "auto": "cosine" (images and tabular data).
         How the learning rate falls over ``max_iter`` updates of ``fit`` ("cosine" anneals to 0).
     data_noise : float, default=0.03
         Standard deviation of the Gaussian noise added to each data batch.
@@ -334,8 +335,8 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         "metropolis": (False, True),
         "learning_rate": (2e-4, 1e-3),
         "replay_buffer": (0, 10_000),
-        "lr_schedule": ("cosine", "constant"),
-        "max_iter": (default_image_updates(4500), 1000),
+        "lr_schedule": ("cosine", "cosine"),
+        "max_iter": (default_image_updates(4500), default_table_updates(2000, 100)),
     }
 
     _parameter_constraints: dict = {
