@@ -125,6 +125,11 @@ class BaseEnergyEstimator(
         """The replay buffer of the training chains, or None (every chain starts from noise)."""
         return None
 
+    def _training_jump(self):
+        """A mode-jumping move for the training chains (:class:`~skefh.samplers.KernelJump`), or
+        None."""
+        return None
+
     def _trainer_options(self) -> dict:
         """Extra keyword arguments of :class:`ContrastiveTrainer` (overridden per model)."""
         return {}
@@ -302,6 +307,7 @@ class BaseEnergyEstimator(
             data_fraction=self._negative_data_fraction(),
             keep=self._negative_samples,
             buffer=self._replay_buffer(),
+            jump=self._training_jump(),
         )
 
         from ..training.distributed import distributed_context

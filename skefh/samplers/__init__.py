@@ -8,6 +8,7 @@ from .gibbs_langevin import (
     sample_from_noise,
     training_negatives,
 )
+from .jumps import KernelJump
 from .langevin import langevin, metropolis_langevin, step_schedule
 from .replay import ReplayBuffer, TrainingSampler
 
@@ -17,6 +18,7 @@ __all__ = [
     "sample_from_data",
     "sample_from_noise",
     "training_negatives",
+    "KernelJump",
     "ReplayBuffer",
     "TrainingSampler",
     "langevin",

@@ -153,6 +153,10 @@ class TrainingSampler:
     keep : {"last", "all"}, default="last"
     buffer : ReplayBuffer, optional
         Without one every chain starts from fresh noise (Algorithm 1).
+    jump : KernelJump, optional
+        A mode-jumping move (:class:`~skefh.samplers.KernelJump`) applied to every chain after
+        its Gibbs-Langevin rounds, at the sampler's temperatures, so that persistent chains
+        carry mass between modes that local moves never cross.
     """
 
     def __init__(
@@ -162,11 +166,15 @@ class TrainingSampler:
         data_fraction: float = 0.0,
         keep: str = "last",
         buffer: Optional[ReplayBuffer] = None,
+        jump=None,
     ):
+        if jump is not None and keep != "last":
+            raise ValueError("a jump moves the last state only; it needs keep='last'")
         self.settings = settings
         self.data_fraction = float(data_fraction)
         self.keep = keep
         self.buffer = buffer
+        self.jump = jump
 
     def __call__(
         self, model: EnergyModel, x_pos: torch.Tensor, generator: Optional[torch.Generator] = None
@@ -186,6 +194,10 @@ class TrainingSampler:
             generator=generator,
             keep=self.keep,
         )
+        if self.jump is not None:
+            temperature, latent_temperature = self.settings.temperatures(model)
+            moved = self.jump(model, out["x"], generator, temperature, latent_temperature)
+            out = {**out, "x": moved["x"], "z": moved["z"], "jump_acceptance": moved["acceptance"]}
         if self.buffer is not None:
             self.buffer.store(rows, out["x"])
         return out
