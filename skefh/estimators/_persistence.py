@@ -32,7 +32,7 @@ _RESUME_FREE_PARAMS = {
 # What a checkpoint or pickle written before a parameter existed ran with, where that is not
 # the parameter's default: such a model trained without a replay buffer and with unbounded
 # chains.
-_VALUE_BEFORE_IT_EXISTED = {"replay_buffer": 0, "replay_reinit": 0.05, "chain_bounds": None}
+_VALUE_BEFORE_IT_EXISTED = {"replay_buffer": 0, "replay_reinit": 0.05, "chain_bounds": None, "mode_jumps": False}
 
 
 def data_fingerprint(X: np.ndarray) -> str:

@@ -434,7 +434,8 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         )
 
     def _training_jump(self):
-        if not self._trained_params["mode_jumps"] or self._bound_rows is None or len(self._bound_rows) < 2:
+        # A model pickled before 0.7 has no resolved mode_jumps: it trained without the move.
+        if not self._trained_params.get("mode_jumps", False) or self._bound_rows is None or len(self._bound_rows) < 2:
             return None  # one row is one mode: nothing to jump between
         dtype = next(self.module_.parameters()).dtype
         rows = self._to_tensor(self._bound_rows).to(dtype).reshape(len(self._bound_rows), *self.module_.input_shape)
