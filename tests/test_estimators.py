@@ -96,16 +96,6 @@ def test_tabular_data_get_the_mlp_and_standardisation():
     assert est.transform(Xt).shape == (100, 16)
 
 
-def test_the_nnefh_trains_tables_for_a_hundred_passes_at_most_two_thousand_updates():
-    """max_iter="auto" on tabular data: 100 passes over the training rows (a small table
-    overfits with more), at most 2,000 updates, with the rate annealed along a cosine."""
-    rng = np.random.default_rng(0)
-    for n_rows, batch_size, expected in [(118, 64, 185), (379, 64, 593), (5000, 64, 2000), (118, 16, 738)]:
-        est = NNEFH(**{**SMALL, "max_iter": 0, "batch_size": batch_size}).fit(rng.normal(size=(n_rows, 3)))
-        resolved = est.set_params(max_iter="auto", lr_schedule="auto")._resolve_params()
-        assert (resolved["max_iter"], resolved["lr_schedule"]) == (expected, "cosine"), n_rows
-
-
 @pytest.mark.parametrize("features, width", [("U", 16), ("eta", 12), ("mean", 12)])
 def test_nnefh_features(features, width):
     est = NNEFH(**{**SMALL, "n_components": 12}, features=features).fit(X)
@@ -272,17 +262,6 @@ def test_from_checkpoint_keeps_the_feature_names(tmp_path):
         np.testing.assert_array_equal(loaded.transform(frame), est.transform(frame))
     NNEFH(**SMALL, checkpoint_path=tmp_path / "plain.pt").fit(X)
     assert not hasattr(NNEFH.from_checkpoint(tmp_path / "plain.pt"), "feature_names_in_")
-
-
-def test_from_checkpoint_resolves_the_tabular_training_length_from_the_rows_trained_on(tmp_path):
-    """max_iter="auto" on a table counts passes over the training rows: a model rebuilt from its
-    checkpoint resolves it as the fit did, not from the one placeholder row it is built with."""
-    rows = np.random.default_rng(0).normal(size=(90, 3))
-    params = {**SMALL, "max_iter": "auto", "batch_size": 60, "checkpoint_every": 50}
-    est = NNEFH(**params, checkpoint_path=tmp_path / "ckpt.pt").fit(rows)
-    assert est._trained_params["max_iter"] == est.n_iter_ == 150  # 100 passes of 90 rows, 60 a batch
-    loaded = NNEFH.from_checkpoint(tmp_path / "ckpt.pt")
-    assert loaded._trained_params["max_iter"] == 150 and loaded.n_iter_ == 150
 
 
 def test_a_refit_that_fails_leaves_no_stale_log_z():

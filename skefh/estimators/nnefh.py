@@ -193,10 +193,10 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
         independence Metropolis-Hastings move per chain, from a Gaussian kernel density on up to
         512 training rows (:class:`skefh.samplers.KernelJump`): local Langevin moves never carry
         a persistent chain between modes far apart, so without it the chains keep the
-        proportions they started with and the model's mode weights go uncorrected (three
-        well-separated blobs: 46, 7 and 47 % of the scored mass; see the likelihood page of the
-        docs). Images have no use for it: their chains restart from noise at every update, and
-        a kernel density in hundreds of dimensions would accept almost no jump.
+        proportions they started with and the model's mode weights go uncorrected (measured on
+        the likelihood page of the docs). Images have no use for it: their chains restart from
+        noise at every update, and a kernel density in hundreds of dimensions would accept
+        almost no jump.
     features : {"U", "eta", "mean"}, default="U"
         What ``transform`` returns: the sufficient statistics U(x), the natural parameters of
         the posterior at the model's temperature ``eta(x) / tau`` (``eta = W U(x) + b``, or
