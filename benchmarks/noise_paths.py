@@ -30,7 +30,7 @@ from unittest import mock
 import sample_quality
 import torch
 
-import skefh.estimators._base as estimator_base
+import skefh.estimators._training as estimator_training
 from skefh.nn.base import EnergyModel
 from skefh.samplers import TrainingSampler, gibbs_langevin
 
@@ -89,7 +89,7 @@ def main(argv=None):
     parser.add_argument("--lifetime", type=int, default=10, help="updates before a chain restarts from noise")
     args = parser.parse_args(argv[:split])
     factory = functools.partial(NoisePathSampler, n_paths=args.paths, lifetime=args.lifetime)
-    with mock.patch.object(estimator_base, "TrainingSampler", factory):
+    with mock.patch.object(estimator_training, "TrainingSampler", factory):
         sample_quality.main(argv[split + 1:])
 
 

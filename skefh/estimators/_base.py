@@ -22,13 +22,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ..nn.base import module_lock, sampling_mode
-from ..samplers import GibbsLangevinSettings, TrainingSampler
-from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, DurationNotice, ProgressBar
+from ..samplers import GibbsLangevinSettings
 from ._likelihood import LikelihoodMixin
 from ._persistence import PersistenceMixin
 from ._resolve import describe_image_shape, resolve_auto_params, resolve_device, resolve_image_shape
 from ._sampling import SamplingMixin, seed_from
 from ._scaling import check_magnitudes, fit_range_map
+from ._training import TrainingMixin
 
 __all__ = ["BaseEnergyEstimator"]
 
@@ -36,7 +36,7 @@ _FLOAT_DTYPES = [np.float64, np.float32]
 
 
 class BaseEnergyEstimator(
-    SamplingMixin, LikelihoodMixin, PersistenceMixin, TransformerMixin, DensityMixin, BaseEstimator
+    TrainingMixin, SamplingMixin, LikelihoodMixin, PersistenceMixin, TransformerMixin, DensityMixin, BaseEstimator
 ):
     """Shared implementation; see :class:`skefh.NNEFH` for the user-facing documentation.
 
@@ -47,7 +47,8 @@ class BaseEnergyEstimator(
     - ``sample``, ``sample_chains``, ``sampling_settings``: :class:`~._sampling.SamplingMixin`;
     - ``score``, ``score_samples``, ``estimate_log_partition``:
       :class:`~._likelihood.LikelihoodMixin`;
-    - pickling and ``from_checkpoint``: :class:`~._persistence.PersistenceMixin`.
+    - pickling and ``from_checkpoint``: :class:`~._persistence.PersistenceMixin`;
+    - the trainer that ``fit`` and ``partial_fit`` run: :class:`~._training.TrainingMixin`.
 
     The models (``nnefh.py``, ``ebm.py``, ``grbm.py``) fill in the hooks below.
     """
@@ -116,23 +117,6 @@ class BaseEnergyEstimator(
     def _finalise_samples(self, out: dict) -> torch.Tensor:
         """Turn a sampler's result into returned samples (GRBM: the conditional mean)."""
         return out["x"]
-
-    def _negative_data_fraction(self) -> float:
-        """Fraction of training chains whose latent starts from the data posterior (none: noise)."""
-        return 0.0
-
-    def _replay_buffer(self):
-        """The replay buffer of the training chains, or None (every chain starts from noise)."""
-        return None
-
-    def _training_jump(self):
-        """A mode-jumping move for the training chains (:class:`~skefh.samplers.KernelJump`), or
-        None."""
-        return None
-
-    def _trainer_options(self) -> dict:
-        """Extra keyword arguments of :class:`ContrastiveTrainer` (overridden per model)."""
-        return {}
 
     # -- what the capability mixins read (their interface to the fitted state) -----------------
     def _trained_sampler_settings(self) -> GibbsLangevinSettings:
@@ -215,12 +199,6 @@ class BaseEnergyEstimator(
         check_magnitudes(X, None if reset else getattr(self, "range_map_", None))
         return X
 
-    def _optimizer(self, params):
-        lr = self._trained_params["learning_rate"]
-        if self.optimizer == "adam":
-            return torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
-        return torch.optim.SGD(params, lr=lr, weight_decay=self.weight_decay)
-
     # -- initialisation ----------------------------------------------------------------------------
     def _initialise(self, X: np.ndarray) -> None:
         """Set every fitted attribute that does not depend on training."""
@@ -252,109 +230,6 @@ class BaseEnergyEstimator(
         self.history_ = []
         self._trainer_state = None
         self._seed = seed
-
-    def _chain_limit(self) -> float:
-        """Largest sane |x| of the sampler's chains, in working units (data in about [-1, 1])."""
-        return 100.0
-
-    def _chain_box(self, bounds) -> Optional[tuple]:
-        """The box of a ``chain_bounds`` value in working units, as the sampler's ``bounds``, or None."""
-        if bounds is None:
-            return None
-        if isinstance(bounds, str):  # "auto": the range map sends an image's observed range to [-1, 1]
-            return (-1.0, 1.0) if self.image_shape_ is not None else None
-        try:
-            low, high = (float(b) for b in bounds)
-        except (TypeError, ValueError):
-            raise ValueError(f"chain_bounds must be 'auto', None or a pair of numbers (low, high), got {bounds!r}")
-        if not (np.isfinite(low) and np.isfinite(high) and low < high):
-            raise ValueError(f"chain_bounds must be finite with low < high, got {bounds!r}")
-        n = self.n_features_in_
-        box = self.range_map_.to_working(np.array([[low] * n, [high] * n]))  # its scales are positive
-        return tuple(torch.as_tensor(b, device=self.device_).reshape(self._input_shape()) for b in box)
-
-    def _divergence_advice(self) -> str:
-        return (
-            f"Try a lower learning_rate (now {self._trained_params['learning_rate']:g}), more data_noise (now "
-            f"{self.data_noise:g}), gradient clipping (max_grad_norm, now {self.max_grad_norm}), "
-            f"an energy penalty (energy_l2, now {self.energy_l2:g}), or on_divergence='restore'."
-        )
-
-    def _callbacks(self, n_updates: int, is_main: bool) -> list:
-        # Order matters: the divergence check runs before a checkpoint could save a bad state.
-        callbacks = [
-            DivergenceMonitor(
-                chain_limit=self._chain_limit(),
-                on_divergence=self.on_divergence,
-                advice=self._divergence_advice(),
-                checkpoint_path=None if self.checkpoint_path is None else str(self.checkpoint_path),
-            )
-        ]
-        if self.checkpoint_path is not None:
-            callbacks.append(
-                Checkpoint(self.checkpoint_path, self.checkpoint_every, self._checkpoint_state, is_main)
-            )
-        if self.verbose > 0 and is_main:
-            callbacks.append(ProgressBar(n_updates, verbose=int(self.verbose), desc=type(self).__name__))
-        elif self.verbose == 0 and is_main:
-            callbacks.append(DurationNotice(n_updates, desc=type(self).__name__))
-        callbacks.extend(self.callbacks or ())
-        return callbacks
-
-    def _make_trainer(self, total_updates: int, n_updates: int, lr_schedule: str) -> ContrastiveTrainer:
-        negative_sampler = TrainingSampler(
-            self._sampler_settings(self._trained_params),
-            data_fraction=self._negative_data_fraction(),
-            keep=self._negative_samples,
-            buffer=self._replay_buffer(),
-            jump=self._training_jump(),
-        )
-
-        from ..training.distributed import distributed_context
-
-        ddp = distributed_context(self.module_, self.device_)
-        generator = torch.Generator(device=self.device_).manual_seed(self._seed + 1 + ddp.rank)
-        trainer = ContrastiveTrainer(
-            self.module_,
-            negative_sampler,
-            self._optimizer(self.module_.parameters()),
-            generator=generator,
-            data_generator=torch.Generator().manual_seed(self._seed + 2),
-            data_noise=self.data_noise,
-            max_grad_norm=self.max_grad_norm,
-            energy_l2=self.energy_l2,
-            lr_schedule=lr_schedule,
-            total_updates=total_updates,
-            forward_model=ddp.forward_model,
-            callbacks=self._callbacks(n_updates, ddp.is_main),
-            **self._trainer_options(),
-        )
-        trainer.world = ddp
-        if self._trainer_state is not None:
-            trainer.load_state_dict(self._trainer_state)
-            # The optimizer's saved groups hold the hyperparameters of the previous call; this
-            # call runs with the estimator's (the rate is set per update from ``base_lrs``).
-            for group in trainer.optimizer.param_groups:
-                group["weight_decay"] = self.weight_decay
-        return trainer
-
-    def _run(self, X: np.ndarray, n_updates: int, lr_schedule: str) -> None:
-        # Other threads' transform, sample and score wait for the updates (and these for them):
-        # the lock is the one sampling_mode holds while the weights are frozen.
-        with module_lock(self.module_):
-            self._trained_params = self._resolve_params()
-            trainer = self._make_trainer(self._trained_params["max_iter"], n_updates, lr_schedule)
-            data = self._to_tensor(self.range_map_.to_working(X))
-            data = trainer.world.shard(data)
-            self._live_trainer = trainer  # read by the checkpoint callback mid-fit
-            try:
-                with self._compiled():
-                    trainer.fit(data, n_updates, self._trained_params["batch_size"])
-            finally:
-                self._live_trainer = None
-                self._trainer_state = trainer.state_dict()
-                self.history_ = trainer.history
-                self.n_iter_ = trainer.n_updates
 
     # -- scikit-learn API -------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import NNEFHEnergy
-from ..samplers import GaussianMixtureBasePath, GibbsLangevinSettings, KernelJump
+from ..samplers import GibbsLangevinSettings, KernelJump
 from ._base import BaseEnergyEstimator
+from ._data_base import DataMomentsBaseMixin
 from ._neural import NeuralStatisticsMixin
 from ._resolve import default_image_updates, default_table_updates
 
 __all__ = ["NNEFH"]
 
 
-class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
+class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
     """Exponential-family harmonium with neural sufficient statistics (NN-EFH).
 
     The energy is ``E(z, x) = ||x - mu||^2 - U(x)^T W^T z - b^T z`` with Bernoulli latents
@@ -476,35 +476,3 @@ class NNEFH(NeuralStatisticsMixin, BaseEnergyEstimator):
 
     def _n_transform_features(self) -> int:
         return self.module_.weight.shape[1 if self.features == "U" else 0]
-
-    def _initialise(self, X):
-        super()._initialise(X)
-        working = self.range_map_.to_working(X).astype(np.float64)
-        self.data_moments_ = np.stack([working.mean(0), working.var(0)])
-
-    def _annealing_path(self):
-        # Chains start from an equal mixture of N(mu, tau I / 2) (the quadratic term alone:
-        # where an untrained network's mass is) and a Gaussian fitted to the training data
-        # (where a trained one's is). The data component's variance adds tau / 2, the spread of
-        # exp(-F / tau) about any point where the statistics are locally linear.
-        tau = self.module_.temperature
-        mu = self.module_.mu.detach()
-        means, variances = [mu], [torch.full_like(mu, 0.5 * tau)]
-        if self.data_moments_ is not None:
-            mean, var = (
-                torch.as_tensor(a, dtype=mu.dtype, device=mu.device).reshape(mu.shape)
-                for a in self.data_moments_
-            )
-            means.append(mean)
-            variances.append(var + 0.5 * tau)
-        return GaussianMixtureBasePath(self.module_, torch.stack(means), torch.stack(variances))
-
-    def _extra_state(self) -> dict:
-        if self.data_moments_ is None:
-            return {}
-        return {"data_moments": torch.from_numpy(self.data_moments_)}
-
-    def _load_extra_state(self, state: dict) -> None:
-        # Checkpoints written before the data component existed fall back to the quadratic base.
-        moments = state.get("data_moments")
-        self.data_moments_ = None if moments is None else moments.numpy()
