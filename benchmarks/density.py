@@ -8,6 +8,9 @@ training rows and reports:
   ``LikelihoodError`` is recorded as "raises" with its message),
 - the unbiased squared MMD (``skefh.metrics.mmd``, Gaussian kernel, median bandwidth) between
   ``--n-samples`` of the model's samples and the held-out rows,
+- with ``--bracket STEPS``, for the skefh models whose log Z is estimated: forward AIS and
+  reverse AIS from training rows with STEPS steps each way (``estimate_log_partition(bracket=True)``),
+  the bracket's width and the forward run's effective sample size,
 - the fit time in seconds (GaussianMixture: components 1..10 chosen by BIC; KernelDensity:
   bandwidth by 5-fold GridSearchCV; both searches included),
 - on the 2-D sets, ``skefh.metrics.sample_score_agreement``: the model's samples against draws
@@ -189,6 +192,29 @@ def held_out_likelihood(est, X_test) -> dict:
     return out
 
 
+def bracket(est, n_steps: int, seed: int) -> dict:
+    """A bidirectional estimate of log Z (forward AIS and reverse AIS from training rows) with
+    ``n_steps`` steps each way: the lower and upper ends, their width and the effective sample
+    size; empty where log Z is exact."""
+    if getattr(est, "log_partition_std_", None) == 0.0:
+        return {}
+    probe = copy.deepcopy(est)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            probe.estimate_log_partition(n_steps=n_steps, bracket=True, random_state=seed)
+        except Exception as exc:  # noqa: BLE001
+            return {"bracket_error": _error(exc)}
+    out = {"bracket_steps": n_steps, "log_partition_lower": float(probe.log_partition_),
+           "log_partition_upper": _finite(getattr(probe, "log_partition_upper_", None)),
+           "bracket_ess": _finite(getattr(probe, "log_partition_ess_", None))}
+    if out["log_partition_upper"] is not None:
+        out["bracket_width"] = out["log_partition_upper"] - out["log_partition_lower"]
+    if caught:
+        out["bracket_warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    return out
+
+
 def box(X_train, X_test, pad=0.5):
     """The data's range padded by ``pad`` times its width on each side."""
     both = np.concatenate([X_train, X_test])
@@ -243,6 +269,8 @@ def evaluate(model, X_train, X_test, is_2d, args, common, per_model) -> tuple[di
         record["params"] = {k: repr(v) for k, v in est.get_params().items() if k != "callbacks"}
         record["updates"] = getattr(est, "n_iter_", None)
     record.update(held_out_likelihood(est, X_test))
+    if args.bracket and model in SKEFH_MODELS:
+        record.update(bracket(est, args.bracket, args.seed))
     start = time.perf_counter()
     try:
         samples = np.asarray(est.sample(args.n_samples, random_state=args.seed), dtype=np.float64)
@@ -333,6 +361,9 @@ def tables(results, previous=None) -> str:
     table("Held-out mean log-likelihood (nats per row)", field("log_likelihood"), "{:.2f}", names)
     table("MMD² of samples against held-out rows", field("mmd"), "{:.4f}", names)
     table("Fit seconds", field("fit_seconds"), "{:.1f}", names)
+    if any(record(results, d, m).get("bracket_steps") for d in names for m in models):
+        table("log Z bracket width, upper minus lower end (nats)", field("bracket_width"), "{:.2f}", names)
+        table("Effective samples of the forward AIS (of its chains)", field("bracket_ess"), "{:.1f}", names)
     flat = [d for d in names if d in DATASETS_2D]
     if flat:
         def agree(r):
@@ -360,6 +391,8 @@ def main(argv=None):
     parser.add_argument("--n-grid", type=int, default=None, help="grid cells per side (default 300; quick 80)")
     parser.add_argument("--n-permutations", type=int, default=None, help="MMD permutations (default 200; quick 50)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bracket", type=int, default=0, metavar="STEPS",
+                        help="also bracket log Z of the skefh models by forward and reverse AIS with STEPS steps")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--name", default="density")
     parser.add_argument("--out", default="results/density", help="output directory")

@@ -1,8 +1,9 @@
-"""benchmarks/density.py end to end, quick: the fields it promises, finite or said to raise."""
+"""benchmarks/density.py and dequantised_digits.py end to end, quick: the fields they promise."""
 
 import json
 import math
 
+import numpy as np
 import pytest
 from test_sample_quality import _benchmark_module
 
@@ -52,3 +53,30 @@ def test_per_model_overrides_reach_only_their_model(monkeypatch):
     assert common == {"max_iter": 5} and per_model == {"grbm": {"max_iter": 2}, "nnefh": {"temperature": 1.0}}
     with pytest.raises(SystemExit, match="gmm"):
         bench.split_overrides(["gmm:n_components=3"])
+
+
+def test_bracket_records_both_ends_of_log_z_for_estimated_models_only(tmp_path, monkeypatch):
+    bench = _benchmark_module("density", monkeypatch)
+    report = bench.main(["--quick", "--datasets", "blobs", "--models", "ebm,grbm", "--out", str(tmp_path),
+                         "--set", "max_iter=3", "--set", "ebm:n_statistics=8", "--set", "ebm:langevin_steps=3",
+                         "--set", "grbm:n_components=4", "--bracket", "20"])
+    ebm, grbm = (report["datasets"]["blobs"]["models"][m] for m in ("ebm", "grbm"))
+    assert ebm["bracket_steps"] == 20 and 1.0 <= ebm["bracket_ess"] <= 64.0
+    assert ebm["bracket_width"] == pytest.approx(ebm["log_partition_upper"] - ebm["log_partition_lower"])
+    assert "bracket_steps" not in grbm  # 4 hidden units: log Z is exact, there is nothing to bracket
+    assert "log Z bracket width" in report["table"]
+
+
+def test_the_dequantised_digits_benchmark_brackets_log_z(tmp_path, monkeypatch):
+    bench = _benchmark_module("dequantised_digits", monkeypatch)
+    report = bench.main(["--models", "nnefh,ebm", "--steps", "20", "--n-train", "300", "--max-iter", "3",
+                         "--out", str(tmp_path), "--name", "t"])
+    X_train, X_test = bench.load(0, 300)
+    assert report["n_test"] == len(X_test) == 1797 - 300
+    assert not np.array_equal(X_train, np.round(X_train))  # dequantised: no integer pixels left
+    for name in ("nnefh", "ebm"):
+        (bracket,) = report["models"][name]["brackets"]
+        assert bracket["steps"] == 20 and 1.0 <= bracket["ess"] <= 64.0 and math.isfinite(bracket["log_likelihood"])
+        assert bracket["width"] == pytest.approx(bracket["log_partition_upper"] - bracket["log_partition"])
+    assert math.isfinite(report["models"]["gmm"]["log_likelihood"])
+    assert json.loads((tmp_path / "t.json").read_text())["models"].keys() == {"gmm", "nnefh", "ebm"}

@@ -47,7 +47,7 @@ def test_auto_image_shape_reads_named_columns_as_tabular(capsys):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(64)])
     named = NNEFH(**SMALL, verbose=1).fit(frame)
-    assert named.image_shape_ is None and named.range_map_.kind == "standardise"
+    assert named.image_shape_ is None and named.range_map_.kind == "whiten"
     assert resolve_image_shape("auto", 64, has_feature_names=True) is None
     assert type(named.module_.statistics).__name__ == "MLPStatistics"
     out = capsys.readouterr().out
@@ -87,11 +87,11 @@ def test_raw_pixel_values_and_samples_in_data_units(name):
     np.testing.assert_allclose(est.range_map_.to_data(back), samples, rtol=1e-6, atol=1e-3)
 
 
-def test_tabular_data_get_the_mlp_and_standardisation():
+def test_tabular_data_get_the_mlp_and_whitening():
     rng = np.random.default_rng(0)
     Xt = rng.normal(5.0, 3.0, size=(100, 5))
     est = NNEFH(**SMALL).fit(Xt)
-    assert est.image_shape_ is None and est.range_map_.kind == "standardise"
+    assert est.image_shape_ is None and est.range_map_.kind == "whiten"
     assert type(est.module_.statistics).__name__ == "MLPStatistics"
     assert est.transform(Xt).shape == (100, 16)
 

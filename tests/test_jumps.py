@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import far_mode_nnefh
 
-from skefh import NNEFH
+from skefh import EBM, NNEFH
 from skefh.samplers import GibbsLangevinSettings, KernelJump, TrainingSampler, metropolis_langevin
 
 
@@ -72,17 +72,20 @@ def test_a_jump_redraws_the_latent_and_refuses_bad_rows():
         TrainingSampler(GibbsLangevinSettings(1, 1, 0.1), keep="all", jump=KernelJump(rows))
 
 
-def test_mode_jumps_put_a_kernel_jump_in_the_training_chains(monkeypatch):
+@pytest.mark.parametrize("cls", [NNEFH, EBM], ids=lambda c: c.__name__)
+def test_mode_jumps_put_a_kernel_jump_in_the_training_chains(monkeypatch, cls):
     """mode_jumps: every training update moves its chains once (the kernel on the kept training
     rows); "auto" does so for tables, and False adds no move."""
     X = np.random.default_rng(0).normal(size=(120, 2))
     calls = []
     original = KernelJump.__call__
     monkeypatch.setattr(KernelJump, "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    params = dict(n_components=4, n_statistics=8, max_iter=5, batch_size=32, random_state=0, device="cpu")
-    NNEFH(**params, mode_jumps=False).fit(X)
+    params = dict(n_statistics=8, max_iter=5, batch_size=32, random_state=0, device="cpu")
+    if cls is NNEFH:
+        params["n_components"] = 4
+    cls(**params, mode_jumps=False).fit(X)
     assert calls == []
-    est = NNEFH(**params).fit(X)
+    est = cls(**params).fit(X)
     assert len(calls) == 5 and est._training_jump().rows.shape == (120, 2)
-    images = NNEFH(**params, n_filters=4).fit(np.random.default_rng(0).random((40, 64)))  # 8x8 images
+    images = cls(**params, n_filters=4).fit(np.random.default_rng(0).random((40, 64)))  # 8x8 images
     assert images._training_jump() is None and len(calls) == 5

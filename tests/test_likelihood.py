@@ -48,7 +48,7 @@ def _one_dimensional_data(seed=0):
     ids=["nnefh-ais", "nnefh-tempered-ais", "grbm-exact", "grbm-ais", "ebm-soft-box-ais", "ebm-tempered-soft-box"],
 )
 def test_density_in_data_units_integrates_to_one(estimator, low, high):
-    """After the range map (tabular: standardisation), exp(score_samples) integrates to 1."""
+    """After the range map (tabular: whitening, a scale in one dimension), exp(score_samples) integrates to 1."""
     X = _one_dimensional_data()
     est = clone(estimator).fit(X)
     grid = np.linspace(low, high, 200_001)[:, None]
@@ -275,6 +275,7 @@ def test_an_unreliable_on_demand_estimate_raises_and_does_not_warn(monkeypatch):
             est.score(DIGITS_X[:10])
         # No false promise: temperature 1 did not help on images (likelihood page); the GRBM does.
         assert "temperature" not in str(raised.value) and "the GRBM's score works on images" in str(raised.value)
+        assert "image_shape=None" in str(raised.value) and "dequantised" in str(raised.value)
         calls = []
         monkeypatch.setattr(type(est), "_ais", lambda self, *a: calls.append(1))
         with pytest.raises(LikelihoodError):  # the verdict is cached: no second AIS run

@@ -59,6 +59,7 @@ class BaseEnergyEstimator(
     #: parameter by name: anything model-specific is reached through the hooks below.
     _parameter_constraints: dict = {
         "image_shape": [StrOptions({"auto"}), tuple, list, None],
+        "scaling": [StrOptions({"auto", "whiten", "standardise"})],
         "langevin_steps": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "step_size": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -153,6 +154,19 @@ class BaseEnergyEstimator(
         return ((getattr(self, "_trainer_state", None) or {}).get("sampler") or {}).get("replay_buffer")
 
     # -- shared helpers --------------------------------------------------------------------------
+    #: What ``scaling="auto"`` means for tabular data.
+    _auto_tabular_scaling = "whiten"
+
+    def _range_map_kind(self) -> str:
+        """The data map of a fit: images their pixel range, tabular rows ``scaling``."""
+        if self.image_shape_ is not None:
+            if self.scaling != "auto":
+                raise ValueError(
+                    f"scaling={self.scaling!r} applies to tabular data; images map their observed pixel range "
+                    "to [-1, 1] (leave scaling='auto', or set image_shape=None to treat the rows as tabular)")
+            return "image"
+        return self._auto_tabular_scaling if self.scaling == "auto" else self.scaling
+
     def _input_shape(self) -> tuple:
         return self.image_shape_ if self.image_shape_ is not None else (self.n_features_in_,)
 
@@ -208,7 +222,7 @@ class BaseEnergyEstimator(
         if self.verbose > 0 and isinstance(self.image_shape, str):
             print(f"[{type(self).__name__}] {describe_image_shape(self.image_shape_, X.shape[1], named)}")
         self.device_ = resolve_device(self.device)
-        self.range_map_ = fit_range_map(X, "image" if self.image_shape_ is not None else "standardise")
+        self.range_map_ = fit_range_map(X, self._range_map_kind())
         self._n_fit_rows = X.shape[0]  # read by tabular "auto" rules (training length)
         # What the module, the optimiser and the sampler of training and ``sample`` read: the
         # parameters as the model was last trained with, "auto" resolved (scikit-learn's rule: a

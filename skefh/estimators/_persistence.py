@@ -32,7 +32,9 @@ _RESUME_FREE_PARAMS = {
 # What a checkpoint or pickle written before a parameter existed ran with, where that is not
 # the parameter's default: such a model trained without a replay buffer and with unbounded
 # chains.
-_VALUE_BEFORE_IT_EXISTED = {"replay_buffer": 0, "replay_reinit": 0.05, "chain_bounds": None, "mode_jumps": False}
+_VALUE_BEFORE_IT_EXISTED = {
+    "replay_buffer": 0, "replay_reinit": 0.05, "chain_bounds": None, "mode_jumps": False, "scaling": "standardise",
+}
 
 
 def data_fingerprint(X: np.ndarray) -> str:
@@ -159,6 +161,7 @@ class PersistenceMixin:
                 "offset": torch.from_numpy(self.range_map_.offset),
                 "scale": torch.from_numpy(self.range_map_.scale),
                 "kind": self.range_map_.kind,
+                "rotation": None if self.range_map_.rotation is None else torch.from_numpy(self.range_map_.rotation),
             },
             "seed": int(self._fit_seed()),
             # Tabular "auto" training lengths count passes over the rows (NN-EFH's max_iter).
@@ -211,7 +214,9 @@ class PersistenceMixin:
 
     def _restore_from_state(self, state: dict) -> None:
         maps = state["range_map"]
-        self.range_map_ = RangeMap(maps["offset"].numpy(), maps["scale"].numpy(), maps["kind"])
+        rotation = maps.get("rotation")  # absent from checkpoints written before 0.8
+        self.range_map_ = RangeMap(maps["offset"].numpy(), maps["scale"].numpy(), maps["kind"],
+                                   None if rotation is None else rotation.numpy())
         self._data_fingerprint = state.get("data_fingerprint")
         if state.get("n_fit_rows") is not None:  # absent from checkpoints written before 0.7
             self._n_fit_rows = int(state["n_fit_rows"])

@@ -80,7 +80,7 @@ def describe_image_shape(resolved, n_features: int, has_feature_names: bool = Fa
         )
     why = "X has named columns" if has_feature_names else f"rows of {n_features} values are not HxH or 3xHxH"
     return (
-        f"image_shape='auto' -> None: tabular data ({why}; each feature standardised); "
+        f"image_shape='auto' -> None: tabular data ({why}; the rows whitened, see scaling); "
         "pass image_shape=(C, H, W) for images"
     )
 

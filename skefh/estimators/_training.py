@@ -58,6 +58,10 @@ class TrainingMixin:
             return None
         if isinstance(bounds, str):  # "auto": the range map sends an image's observed range to [-1, 1]
             return (-1.0, 1.0) if self.image_shape_ is not None else None
+        if not self.range_map_.per_feature:
+            raise ValueError(
+                f"chain_bounds={bounds!r} is a box on each feature, and whitened data have no per-feature working "
+                "units; set scaling='standardise' to bound the chains, or chain_bounds=None")
         try:
             low, high = (float(b) for b in bounds)
         except (TypeError, ValueError):

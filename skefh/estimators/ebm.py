@@ -43,6 +43,9 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         DataFrame; ``feature_names_in_``) are tabular whatever their width, and so is any other
         length. None forces tabular data (the MLP). The resolved value is ``image_shape_``; with
         ``verbose``, ``fit`` prints one line saying what "auto" resolved to and why.
+    scaling : {"auto", "whiten", "standardise"}, default="auto"
+        How tabular rows are mapped to working units, as in :class:`NNEFH` ("auto": whitened
+        along the training rows' principal axes); images always map their pixel range to [-1, 1].
     statistics : {"auto", "conv", "mlp"} or callable, default="auto"
         The network U. "auto": "conv" for images, "mlp" otherwise. A callable is called as
         ``statistics(input_shape, n_statistics)`` and must return a ``torch.nn.Module``.
@@ -147,6 +150,12 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         page of the docs).
     weight_decay : float, default=0.0
         Decoupled weight decay (AdamW; plain L2 for SGD) on all parameters.
+    mode_jumps : bool or "auto", default="auto"
+        "auto": True for tabular data, False for images. Add to every training update one
+        independence Metropolis-Hastings move per chain, from a Gaussian kernel density on up to
+        512 training rows (:class:`skefh.samplers.KernelJump`), so that persistent chains carry
+        mass between modes far apart and the model's mode weights get corrected (as
+        :class:`NNEFH`'s; measured on the likelihood page of the docs).
     features : {"U"}, default="U"
         ``transform`` returns the penultimate layer U(x).
     device : "auto", str or torch.device, default="auto"
@@ -254,6 +263,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         "replay_buffer": (0, 10_000),
         "lr_schedule": ("cosine", "constant"),
         "max_iter": (default_image_updates(4500), 1000),
+        "mode_jumps": (False, True),
     }
 
     _parameter_constraints: dict = {
@@ -263,18 +273,21 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     }
 
     def __init__(
-        self, *, n_statistics="auto", n_filters=32, image_shape="auto", statistics="auto", attention="last",
-        downsample="stride", activation="leaky_relu", spectral_norm=False, langevin_steps="auto", step_size=0.05,
+        self, *, n_statistics="auto", n_filters=32, image_shape="auto", scaling="auto", statistics="auto",
+        attention="last", downsample="stride", activation="leaky_relu", spectral_norm=False, langevin_steps="auto",
+        step_size=0.05,
         temperature="auto", chain_bounds="auto", replay_buffer="auto", replay_reinit=0.05, sampler_precision="float32",
         metropolis="auto", compile=False, batch_size=64, learning_rate="auto", max_iter="auto", optimizer="adam",
         lr_schedule="auto",
-        data_noise=0.03, max_grad_norm=1.0, energy_l2=0.0, weight_decay=0.0, features="U", device="auto",
+        data_noise=0.03, max_grad_norm=1.0, energy_l2=0.0, weight_decay=0.0, mode_jumps="auto", features="U",
+        device="auto",
         random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000, on_divergence="raise",
         callbacks=None, log_partition="auto", ais_chains=64, ais_steps=1000,
     ):
         self.n_statistics = n_statistics
         self.n_filters = n_filters
         self.image_shape = image_shape
+        self.scaling = scaling
         self.statistics = statistics
         self.attention = attention
         self.downsample = downsample
@@ -298,6 +311,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         self.max_grad_norm = max_grad_norm
         self.energy_l2 = energy_l2
         self.weight_decay = weight_decay
+        self.mode_jumps = mode_jumps
         self.features = features
         self.device = device
         self.random_state = random_state

@@ -37,9 +37,13 @@ class GRBM(BaseEnergyEstimator):
         Number of hidden units (the reference's MNIST configuration, 4096, is the ``paper``
         preset's; it used 10,000 for Fashion-MNIST).
     image_shape : "auto", tuple of (C, H, W) or None, default="auto"
-        Only decides the data scaling (images: observed range to [-1, 1]; tabular:
-        standardisation); the GRBM always sees flattened rows. "auto" as in :class:`NNEFH`
+        Only decides the data scaling (images: observed range to [-1, 1]; tabular: see
+        ``scaling``); the GRBM always sees flattened rows. "auto" as in :class:`NNEFH`
         (named columns are tabular).
+    scaling : {"auto", "whiten", "standardise"}, default="auto"
+        How tabular rows are mapped to working units, as in :class:`NNEFH` ("auto": whitened
+        along the training rows' principal axes, which suits the GRBM's diagonal variances);
+        images always map their pixel range to [-1, 1].
     gibbs_steps : int or "auto", default="auto"
         "auto": 10 for images, 30 for tabular data (``image_shape_`` None).
         Gibbs rounds per update (the reference's ``CD_step``; 100 in the ``paper`` preset).
@@ -188,7 +192,8 @@ class GRBM(BaseEnergyEstimator):
     }
 
     def __init__(
-        self, n_components="auto", *, image_shape="auto", gibbs_steps="auto", langevin_steps=10, step_size=20.0,
+        self, n_components="auto", *, image_shape="auto", scaling="auto", gibbs_steps="auto", langevin_steps=10,
+        step_size=20.0,
         energy_scale=1.0, step_schedule="cosine", sampler="gibbs_langevin", negative_samples="all",
         sample_mean=False, init_var=1.0, batch_size="auto", learning_rate=0.01, max_iter="auto", optimizer="adam",
         lr_schedule="cosine", data_noise=0.0, max_grad_norm=10.0, energy_l2=0.0, weight_decay=0.0, features="mean",
@@ -197,6 +202,7 @@ class GRBM(BaseEnergyEstimator):
     ):
         self.n_components = n_components
         self.image_shape = image_shape
+        self.scaling = scaling
         self.gibbs_steps = gibbs_steps
         self.langevin_steps = langevin_steps
         self.step_size = step_size

@@ -8,7 +8,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import NNEFHEnergy
-from ..samplers import GibbsLangevinSettings, KernelJump
+from ..samplers import GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
 from ._data_base import DataMomentsBaseMixin
 from ._neural import NeuralStatisticsMixin
@@ -54,6 +54,13 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         DataFrame; ``feature_names_in_``) are tabular whatever their width, and so is any other
         length. None forces tabular data (the MLP). The resolved value is ``image_shape_``; with
         ``verbose``, ``fit`` prints one line saying what "auto" resolved to and why.
+    scaling : {"auto", "whiten", "standardise"}, default="auto"
+        How tabular rows are mapped to the model's working units (images always map their
+        observed pixel range to [-1, 1]). "whiten" (what "auto" means): centred and rotated onto
+        the training rows' principal axes, each scaled to unit variance, so that correlated
+        features do not leave the data on a thin ridge of the model's isotropic base density;
+        "standardise": each feature to mean 0 and variance 1. ``score_samples`` includes the
+        map's log-Jacobian either way, so scores are log-densities in the units of X.
     statistics : {"auto", "conv", "mlp"} or callable, default="auto"
         The network U. "auto": "conv" for images, "mlp" otherwise. A callable is called as
         ``statistics(input_shape, n_statistics)`` and must return a ``torch.nn.Module``.
@@ -362,12 +369,12 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         "latent_statistics": [StrOptions({"sample", "mean"})],
         "coupling": [StrOptions(set(NNEFHEnergy.COUPLINGS))],
         "features": [StrOptions({"U", "eta", "mean"})],
-        "mode_jumps": ["boolean", StrOptions({"auto"})],
     }
 
     def __init__(
-        self, n_components="auto", *, n_statistics="auto", n_filters=32, image_shape="auto", statistics="auto",
-        attention="last", downsample="stride", activation="leaky_relu", spectral_norm=False, gibbs_steps="auto",
+        self, n_components="auto", *, n_statistics="auto", n_filters=32, image_shape="auto", scaling="auto",
+        statistics="auto", attention="last", downsample="stride", activation="leaky_relu", spectral_norm=False,
+        gibbs_steps="auto",
         langevin_steps="auto", step_size=0.05, temperature="auto", latent_temperature=None, chain_bounds="auto",
         negative_init="noise", replay_buffer="auto", replay_reinit=0.05, sampler_precision="float32", metropolis="auto",
         compile=False, batch_size=64, learning_rate="auto", max_iter="auto", optimizer="adam", lr_schedule="auto",
@@ -381,6 +388,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         self.n_statistics = n_statistics
         self.n_filters = n_filters
         self.image_shape = image_shape
+        self.scaling = scaling
         self.statistics = statistics
         self.attention = attention
         self.downsample = downsample
@@ -432,14 +440,6 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
             generator=generator, temperature=self._trained_params["temperature"],
             coupling=self._trained_params["coupling"],
         )
-
-    def _training_jump(self):
-        # A model pickled before 0.7 has no resolved mode_jumps: it trained without the move.
-        if not self._trained_params.get("mode_jumps", False) or self._bound_rows is None or len(self._bound_rows) < 2:
-            return None  # one row is one mode: nothing to jump between
-        dtype = next(self.module_.parameters()).dtype
-        rows = self._to_tensor(self._bound_rows).to(dtype).reshape(len(self._bound_rows), *self.module_.input_shape)
-        return KernelJump(rows)
 
     def _sampler_settings(self, p: dict) -> GibbsLangevinSettings:
         return GibbsLangevinSettings(

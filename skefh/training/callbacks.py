@@ -209,7 +209,7 @@ class DivergenceMonitor(Callback):
     ----------
     chain_limit : float, default=100.0
         Largest ``|x|`` of the sampler's chains still considered sane, in the model's working units
-        (data scaled to [-1, 1] for images, standardised for tabular data).
+        (data scaled to [-1, 1] for images, whitened or standardised for tabular data).
     on_divergence : {"raise", "restore"}, default="raise"
         "restore": go back to the last good state (kept in memory every ``snapshot_every``
         updates), multiply the learning rate by ``lr_decay`` and continue, at most
