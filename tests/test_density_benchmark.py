@@ -1,4 +1,4 @@
-"""benchmarks/density.py and dequantised_digits.py end to end, quick: the fields they promise."""
+"""benchmarks/density.py and dequantised_pixels.py end to end, quick: the fields they promise."""
 
 import json
 import math
@@ -67,10 +67,10 @@ def test_bracket_records_both_ends_of_log_z_for_estimated_models_only(tmp_path, 
     assert "log Z bracket width" in report["table"]
 
 
-def test_the_dequantised_digits_benchmark_brackets_log_z(tmp_path, monkeypatch):
-    bench = _benchmark_module("dequantised_digits", monkeypatch)
+def test_the_dequantised_pixels_benchmark_brackets_log_z(tmp_path, monkeypatch):
+    bench = _benchmark_module("dequantised_pixels", monkeypatch)
     report = bench.main(["--models", "nnefh,ebm", "--steps", "20", "--n-train", "300", "--max-iter", "3",
-                         "--out", str(tmp_path), "--name", "t"])
+                         "--search", "4,8", "--out", str(tmp_path), "--name", "t"])
     X_train, X_test = bench.load(0, 300)
     assert report["n_test"] == len(X_test) == 1797 - 300
     assert not np.array_equal(X_train, np.round(X_train))  # dequantised: no integer pixels left
@@ -79,4 +79,7 @@ def test_the_dequantised_digits_benchmark_brackets_log_z(tmp_path, monkeypatch):
         assert bracket["steps"] == 20 and 1.0 <= bracket["ess"] <= 64.0 and math.isfinite(bracket["log_likelihood"])
         assert bracket["width"] == pytest.approx(bracket["log_partition_upper"] - bracket["log_partition"])
     assert math.isfinite(report["models"]["gmm"]["log_likelihood"])
+    search = report["grid_search"]
+    assert search["n_components"] == [4, 8] and search["best"] in (4, 8)
+    assert search["best"] == [4, 8][int(np.argmax(search["mean_test_score"]))]
     assert json.loads((tmp_path / "t.json").read_text())["models"].keys() == {"gmm", "nnefh", "ebm"}

@@ -105,7 +105,7 @@ class NeuralStatisticsMixin:
         if self.image_shape_ is not None:
             # Measured on digits and Fashion-MNIST (likelihood page): neither a larger AIS budget
             # nor temperature 1 made these densities estimable; the tabular recipe on dequantised
-            # 8x8 digits did (benchmarks/dequantised_digits.py). Say so rather than promise.
+            # 8x8 digits did (benchmarks/dequantised_pixels.py). Say so rather than promise.
             return (
                 " Image models trained on short-run chains at the defaults have densities far "
                 "too peaked for AIS, and no image setting is known that makes them estimable (see "

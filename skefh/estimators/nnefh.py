@@ -88,7 +88,8 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau) xi`` on the per-sample energy, so the
         quadratic term alone contracts ``x - mu`` by ``1 - 2 epsilon`` per step whatever tau is.
     temperature : float or "auto", default="auto"
-        "auto": 1e-3 for images, 1 for tabular data (``image_shape_`` None).
+        "auto": 1e-3 for images, 2 for tabular data (``image_shape_`` None): at 2 the base below
+        is N(mu, I), the spread of the whitened rows (``scaling``).
         tau: the model is ``p(x, z) proportional to exp(-E(z, x) / tau)``, ``E = ||x - mu||^2 -
         z^T eta(x)``, ``eta = W U + b``; ``fit`` learns it, ``sample`` draws from it (x-steps
         with noise ``sqrt(2 epsilon tau)``, latent draws ``z ~ Bern(sigmoid(eta / tau))``) and
@@ -347,7 +348,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         "n_statistics": (256, 64),
         "gibbs_steps": (2, 2),
         "langevin_steps": (15, 30),
-        "temperature": (1e-3, 1.0),
+        "temperature": (1e-3, 2.0),
         "metropolis": (False, True),
         "learning_rate": (2e-4, 1e-3),
         "replay_buffer": (0, 10_000),
