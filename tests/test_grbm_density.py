@@ -33,7 +33,7 @@ def _moons(n=400, seed=0):
 def test_held_out_likelihood_rises_in_stages_and_the_variance_does_not_collapse():
     X_train, X_test = _moons()
     # Standardised, as when the collapse was found: whitened rows start the untrained GRBM at the
-    # data's own Gaussian (-2.06 here), a start that leaves less to learn than this test asks for.
+    # data's own Gaussian, a start that leaves less to learn than this test asks for.
     est = GRBM(n_components=8, gibbs_steps=10, batch_size=30, max_iter=0, log_partition="exact",
                scaling="standardise", random_state=0).fit(X_train)
     scores, variances = [est.score(X_test)], [float(est.module_.variance().detach().min())]

@@ -1,6 +1,7 @@
-"""Tabular defaults that depend on the training rows: the NN-EFH's training length."""
+"""Tabular defaults of the NN-EFH: its training length (from the rows) and its temperature."""
 
 import numpy as np
+import torch
 
 from skefh import NNEFH
 
@@ -27,3 +28,23 @@ def test_from_checkpoint_resolves_the_tabular_training_length_from_the_rows_trai
     assert est._trained_params["max_iter"] == est.n_iter_ == 150  # 100 passes of 90 rows, 60 a batch
     loaded = NNEFH.from_checkpoint(tmp_path / "ckpt.pt")
     assert loaded._trained_params["max_iter"] == 150 and loaded.n_iter_ == 150
+
+
+def test_the_nnefh_base_on_a_table_is_the_whitened_rows_gaussian():
+    """At the tabular temperature the quadratic term alone, exp(-||w - mu||^2 / tau), is
+    N(mu, tau / 2 I): with W = 0 and mu = 0 the model scores whitened rows exactly as the rows'
+    own Gaussian N(mean, covariance) in the units of X (temperature 1 would halve the variance)."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 3)) @ np.array([[2.0, 0.0, 0.0], [1.0, 0.5, 0.0], [0.0, 0.3, 1.5]]) + 4.0
+    est = NNEFH(**{**SMALL, "max_iter": 0}, log_partition=None).fit(X)
+    assert est.range_map_.kind == "whiten" and est.module_.temperature == 2.0
+    with torch.no_grad():
+        est.module_.weight.zero_()
+        est.module_.bias.fill_(-50.0)  # sum softplus(eta / tau) ~ 0: the quadratic term alone
+        est.module_.mu.zero_()
+    gaussian = multivariate_normal(X.mean(0), np.cov(X.T, bias=True))
+    unnormalised = est.score_samples(X[:20])
+    # Normalised up to a constant: differences between rows match the Gaussian's exactly.
+    np.testing.assert_allclose(np.diff(unnormalised), np.diff(gaussian.logpdf(X[:20])), rtol=1e-4, atol=1e-4)
