@@ -42,13 +42,15 @@ class ZeroStatistics(nn.Module):
 
 
 def tiny_nnefh(n_features=3, n_components=4, n_statistics=5, seed=0, weight_std=0.7, coupling="paper"):
-    """A float64 NN-EFH on an MLP with random (not small) parameters; centred, its read-out and
-    u_bar are random too."""
+    """A float64 NN-EFH on an MLP with random (not small) parameters; centred or bounded, its
+    read-out and u_bar are random too (bounded: gains and bound that leave the tanh unsaturated)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     stats = MLPStatistics(n_features, n_statistics)
+    bounded = dict(logit_bound=1.5, latent_gain=0.8, readout_gain=3.0) if coupling == "bounded" else {}
     model = NNEFHEnergy(
-        stats, (n_features,), n_statistics, n_components, weight_std=weight_std, generator=gen, coupling=coupling
+        stats, (n_features,), n_statistics, n_components, weight_std=weight_std, generator=gen, coupling=coupling,
+        **bounded,
     )
     with torch.no_grad():
         if coupling == "paper":

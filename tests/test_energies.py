@@ -9,12 +9,12 @@ from conftest import all_binary_states, tiny_grbm, tiny_nnefh
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skefh.nn import EBMEnergy, MLPStatistics
+from skefh.nn import EBMEnergy, MLPStatistics, NNEFHEnergy
 
 SETTINGS = settings(max_examples=15, deadline=None)
 
 
-COUPLINGS = st.sampled_from(["paper", "centred"])
+COUPLINGS = st.sampled_from(["paper", "centred", "bounded"])
 
 
 def _brute_force_posterior(model, x, k):
@@ -95,6 +95,40 @@ def test_centred_nnefh_energy_is_the_stated_harmonium():
     torch.testing.assert_close(model.energy(x, z), expected)
     torch.testing.assert_close(model.posterior_logits(x), centred @ model.weight.T)
     assert model.bias is None
+
+
+def test_bounded_nnefh_energy_is_the_stated_harmonium():
+    """l = B tanh(g_W W (U - u_bar) / B); E(z, x) = ||x - mu||^2 - g_a a^T U - tau z^T l."""
+    model = tiny_nnefh(3, 4, 5, coupling="bounded")
+    model.temperature = 0.3
+    bound, g_w, g_a = model.logit_bound, model.latent_gain, model.readout_gain
+    x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
+    z = torch.bernoulli(torch.full((6, 4), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(2))
+    u = model.statistics(x)
+    logits = bound * torch.tanh(g_w * (u - model.statistics_mean) @ model.weight.T / bound)
+    expected = ((x - model.mu) ** 2).sum(1) - g_a * u @ model.readout - 0.3 * (z * logits).sum(1)
+    torch.testing.assert_close(model.energy(x, z), expected)
+    # The posterior's logits are l at any temperature, and never leave (-B, B).
+    torch.testing.assert_close(model.natural_parameters(x), logits)
+    model.temperature = 2.0
+    torch.testing.assert_close(model.natural_parameters(x), logits)
+    with torch.no_grad():
+        model.weight.mul_(1e4)
+    assert model.natural_parameters(x).abs().max() <= bound
+
+
+def test_bounded_coupling_rejects_bad_settings():
+    from sklearn.datasets import load_digits
+
+    from skefh import NNEFH
+
+    X = load_digits().data[:20]
+    for name in ("logit_bound", "latent_gain", "readout_gain"):
+        for value in (0.0, -1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match=name):
+                NNEFHEnergy(MLPStatistics(3, 5), (3,), 5, 4, coupling="bounded", **{name: value})
+        with pytest.raises(ValueError, match=name):
+            NNEFH(coupling="bounded", max_iter=1, **{name: -1.0}).fit(X)
 
 
 def test_centred_mean_follows_the_data_and_the_paper_coupling_keeps_none():

@@ -101,6 +101,22 @@ def test_chain_distance_is_one_when_the_latent_does_not_matter():
     assert many.gibbs_langevin > 0 and many.n_chains == 2000
 
 
+def test_chain_distance_keeps_both_chains_in_the_chain_box():
+    """An image model clips its chains to the pixel box: Langevin alone must too, from the same
+    clipped start, or the latent-free ratio falls below 1 (it travelled outside the box)."""
+    from sklearn.datasets import load_digits
+
+    images = load_digits().data[:40]
+    est = NNEFH(n_components=4, n_statistics=4, n_filters=2, image_shape=(1, 8, 8), gibbs_steps=1,
+                langevin_steps=20, step_size=0.05, temperature=1e-3, max_iter=0, random_state=0,
+                log_partition=None, device="cpu").fit(images)
+    assert est.sampling_settings().bounds is not None
+    with torch.no_grad():
+        est.module_.weight.zero_()
+    result = chain_distance(est, 64, target="marginal", temperature=1e-16, random_state=0)
+    assert result.ratio == pytest.approx(1.0, rel=1e-5)
+
+
 def test_chain_distance_needs_a_latent_model():
     ebm = make_estimator("ebm", "cpu", n_filters=4, n_statistics=4, max_iter=0, log_partition=None).fit(X)
     with pytest.raises(ValueError, match="no latent layer"):

@@ -31,6 +31,20 @@ def test_centred_units_split_the_data_where_the_papers_saturate(digits, one_torc
     assert paper.varying_std < 0.25 and paper.always_on + paper.always_off > 0.75
 
 
+def test_bounded_units_split_the_data_with_soft_posteriors(digits, one_torch_thread):
+    train, test = digits
+    # 60 updates: past the first few dozen, in which U's mean outruns its running mean and every
+    # unit is briefly on for every digit (history_ shows it), as in the centred coupling.
+    est = make_estimator("nnefh", "cpu-short-run", max_iter=60, coupling="bounded", random_state=0).fit(train)
+    usage = latent_usage(est, test)
+    assert usage.varying_std >= 0.25
+    assert usage.always_on + usage.always_off <= 0.25
+    # Soft: the units carry information without being a crisp code (mean entropy in bits).
+    assert usage.entropy >= 0.3
+    logits = est.set_params(features="eta").transform(test)
+    assert np.abs(logits).max() <= est.logit_bound
+
+
 def test_centred_fit_tracks_the_data_mean_of_the_statistics(digits):
     train, _ = digits
     est = make_estimator("nnefh", "cpu-short-run", max_iter=3, coupling="centred", random_state=0).fit(train)

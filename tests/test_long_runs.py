@@ -1,6 +1,7 @@
 """Checkpoints and resume, divergence handling, the command line."""
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -57,6 +58,20 @@ def test_checkpoint_restores_a_fitted_estimator(tmp_path):
     np.testing.assert_array_equal(loaded.sample(3, random_state=0), est.sample(3, random_state=0))
     assert loaded.n_iter_ == 4
     np.testing.assert_array_equal(loaded.data_moments_, est.data_moments_)
+
+
+def test_the_bounded_coupling_survives_pickles_and_checkpoints(tmp_path):
+    """Its bound, gains and running mean u_bar come back: the same features and samples."""
+    path = tmp_path / "ckpt.pt"
+    est = NNEFH(max_iter=4, checkpoint_path=path, coupling="bounded", logit_bound=2.5, latent_gain=7.0,
+                readout_gain=3.0, features="eta", **TINY).fit(X)
+    for loaded in (pickle.loads(pickle.dumps(est)), NNEFH.from_checkpoint(path)):
+        module = loaded.module_
+        assert (module.logit_bound, module.latent_gain, module.readout_gain) == (2.5, 7.0, 3.0)
+        torch.testing.assert_close(module.statistics_mean, est.module_.statistics_mean, rtol=0, atol=0)
+        np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+        np.testing.assert_array_equal(loaded.sample(3, random_state=0), est.sample(3, random_state=0))
+    assert np.abs(est.transform(X)).max() <= 2.5
 
 
 def test_corrupt_or_mismatched_checkpoints_give_clear_errors(tmp_path):

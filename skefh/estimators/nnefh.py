@@ -41,7 +41,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
     Parameters
     ----------
     n_components : int or "auto", default="auto"
-        "auto": 512 for images, 64 for tabular data (``image_shape_`` None).
+        "auto": 512 for images, 128 for tabular data (``image_shape_`` None).
         K, the number of Bernoulli latent units.
     n_statistics : int or "auto", default="auto"
         "auto": 256 for images, 64 for tabular data (``image_shape_`` None).
@@ -189,13 +189,27 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         Decoupled weight decay (AdamW; plain L2 for SGD) on all parameters.
     latent_statistics : {"sample", "mean"}, default="sample"
         Data-phase latent: a Bernoulli draw (the paper) or the posterior mean.
-    coupling : {"paper", "centred"}, default="paper"
+    coupling : {"paper", "centred", "bounded"}, default="paper"
         How the latent units read U(x). "paper": ``eta = W U(x) + b``, the energy above.
         "centred": ``eta = W (U(x) - u_bar)`` with ``u_bar`` a running mean of U over the
         training data, and a visible read-out ``- a^T U(x)`` in the energy in place of the
         latent biases ``b``. In the paper's coupling every unit's sign is set by U's mean over
         inputs, and the units end on or off for every input; centred, each unit's logit is zero
         at the average data point, so the units split the data (see ``docs/models/nnefh.md``).
+        "bounded": the centred coupling with each unit's posterior logit in nats,
+        ``l_k = B tanh(g_W w_k . (U(x) - u_bar) / B)``, and the read-out ``g_a a^T U(x)``: a
+        unit holds at most B nats of the energy and its posterior stays soft where the data do
+        not push it, where the centred units end crisp.
+    logit_bound : float, default=4.0
+        B, the largest absolute logit of a latent unit with ``coupling="bounded"`` (ignored otherwise).
+    latent_gain : float, default=100.0
+        g_W with ``coupling="bounded"``: Adam moves each weight by about the learning rate per
+        update, so the logits move ``latent_gain`` times as fast as the weights (ignored
+        otherwise).
+    readout_gain : float, default=256.0
+        g_a with ``coupling="bounded"``: the read-out moves ``readout_gain`` times as fast as
+        its weights, as the paper coupling's always-on units (about half of them) move together
+        (ignored otherwise).
     mode_jumps : bool or "auto", default="auto"
         "auto": True for tabular data, False for images. Add to every training update one
         independence Metropolis-Hastings move per chain, from a Gaussian kernel density on up to
@@ -207,9 +221,9 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         almost no jump.
     features : {"U", "eta", "mean"}, default="U"
         What ``transform`` returns: the sufficient statistics U(x), the natural parameters of
-        the posterior at the model's temperature ``eta(x) / tau`` (``eta = W U(x) + b``, or
-        ``W (U(x) - u_bar)`` with ``coupling="centred"``), or the posterior means
-        ``sigmoid(eta(x) / tau)``.
+        the posterior at the model's temperature ``eta(x) / tau`` (``eta = W U(x) + b``,
+        ``W (U(x) - u_bar)`` with ``coupling="centred"``, and the bounded logits ``l(x)`` with
+        ``coupling="bounded"``), or the posterior means ``sigmoid(eta(x) / tau)``.
     device : "auto", str or torch.device, default="auto"
         "auto" uses CUDA when available, else the CPU; resolved in ``fit`` (``device_``).
     random_state : int, RandomState instance or None, default=None
@@ -344,7 +358,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
 
     #: What "auto" means for images and for tabular data (see ``_resolve_params``).
     _auto_defaults = {
-        "n_components": (512, 64),
+        "n_components": (512, 128),
         "n_statistics": (256, 64),
         "gibbs_steps": (2, 2),
         "langevin_steps": (15, 30),
@@ -369,6 +383,9 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         "latent_target": [Interval(Real, 0, 1, closed="neither")],
         "latent_statistics": [StrOptions({"sample", "mean"})],
         "coupling": [StrOptions(set(NNEFHEnergy.COUPLINGS))],
+        "logit_bound": [Interval(Real, 0, None, closed="neither")],
+        "latent_gain": [Interval(Real, 0, None, closed="neither")],
+        "readout_gain": [Interval(Real, 0, None, closed="neither")],
         "features": [StrOptions({"U", "eta", "mean"})],
     }
 
@@ -381,7 +398,8 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         compile=False, batch_size=64, learning_rate="auto", max_iter="auto", optimizer="adam", lr_schedule="auto",
         data_noise=0.03,
         max_grad_norm=1.0, energy_l2=0.0, latent_l2=0.0, latent_sparsity=0.0, latent_target=0.2,
-        weight_decay=0.0, latent_statistics="sample", coupling="paper", mode_jumps="auto", features="U",
+        weight_decay=0.0, latent_statistics="sample", coupling="paper", logit_bound=4.0, latent_gain=100.0,
+        readout_gain=256.0, mode_jumps="auto", features="U",
         device="auto", random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000,
         on_divergence="raise", callbacks=None, log_partition="auto", ais_chains=64, ais_steps=1000,
     ):
@@ -421,6 +439,9 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         self.weight_decay = weight_decay
         self.latent_statistics = latent_statistics
         self.coupling = coupling
+        self.logit_bound = logit_bound
+        self.latent_gain = latent_gain
+        self.readout_gain = readout_gain
         self.mode_jumps = mode_jumps
         self.features = features
         self.device = device
@@ -439,7 +460,8 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         return NNEFHEnergy(
             statistics, input_shape, self._trained_params["n_statistics"], self._trained_params["n_components"],
             generator=generator, temperature=self._trained_params["temperature"],
-            coupling=self._trained_params["coupling"],
+            coupling=self._trained_params["coupling"], logit_bound=self._trained_params["logit_bound"],
+            latent_gain=self._trained_params["latent_gain"], readout_gain=self._trained_params["readout_gain"],
         )
 
     def _sampler_settings(self, p: dict) -> GibbsLangevinSettings:

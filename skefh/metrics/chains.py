@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..nn.base import sampling_mode
 from ..samplers import gibbs_langevin, langevin, step_schedule
+from ..samplers.langevin import clip_to_box
 
 __all__ = ["ChainDistance", "chain_distance"]
 
@@ -47,7 +48,8 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
                    target="marginal", temperature=None, start=None, random_state=None) -> ChainDistance:
     """Distance travelled by Gibbs-Langevin and by Langevin alone from the same start.
 
-    Both chains start at the same x (N(0, I) in working units, or ``start``) and use the
+    Both chains start at the same x (N(0, I) in working units, or ``start``; clipped into the
+    estimator's chain box where it has one, which both chains then keep) and use the
     estimator's sampler settings;
     Gibbs-Langevin runs ``gibbs_steps`` x ``langevin_steps`` steps with a latent redraw after
     each block, Langevin alone runs ``gibbs_steps * langevin_steps`` steps. The paper (5 x 60
@@ -104,6 +106,10 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
         working = estimator.range_map_.to_working(rows)
         x0 = torch.as_tensor(working, device=device, dtype=dtype).reshape(len(rows), *model.input_shape)
         n_chains = len(rows)
+    if settings.bounds is not None:
+        # Gibbs-Langevin starts in the model's chain box and keeps its chains there: Langevin
+        # alone does too, and both distances are measured from the same start in the box.
+        x0 = clip_to_box(x0.clone(), *settings.bounds)
     with sampling_mode(model), torch.no_grad():
         z0 = model.sample_latent(x0, generator, latent_temperature)
     state = generator.get_state()
@@ -118,7 +124,7 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
     with sampling_mode(model), torch.autocast(x0.device.type, torch.bfloat16, enabled=low_precision):
         ld = langevin(
             grad_fn, x0, step_size=block * settings.n_gibbs, temperature=visible_temperature,
-            energy_scale=settings.energy_scale, generator=generator,
+            energy_scale=settings.energy_scale, bounds=settings.bounds, generator=generator,
         )["x"]
     d_gl = float((gl - x0).flatten(1).norm(dim=1).mean())
     d_ld = float((ld - x0).flatten(1).norm(dim=1).mean())

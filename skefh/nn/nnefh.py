@@ -36,10 +36,28 @@ paper's coupling w_k . U(x) + b_k has the same sign for every input, and the con
 dominated early by the one direction that tells data from noise, drives every unit along it until
 all are on or off for every input (a linear read-out of U). Here the read-out a carries that
 direction, and a unit's logit is zero at the average data point, so every unit splits the data.
+
+Bounded coupling (``coupling="bounded"``): the centred harmonium with each unit's logit in nats,
+at unit scale for the optimiser and bounded by B (``logit_bound``),
+
+    l_k(x) = B tanh(g_W w_k . (U(x) - u_bar) / B),
+    E(z, x) = ||x - mu||^2 - g_a a^T U(x) - tau z^T l(x),
+
+so that p(z | x) = Bern(sigmoid(l(x))) at the model's temperature, eta = tau l and
+F_tau(x) = ||x - mu||^2 - g_a a^T U(x) - tau * sum_k softplus(l_k(x)). The gains g_W
+(``latent_gain``) and g_a (``readout_gain``) set how fast the optimiser moves the logits and the
+read-out: Adam moves each parameter by about the learning rate per update, so a gain g moves the
+product g times as fast. Why: in the centred coupling a unit's logit is eta / tau, and at
+tau = 1e-3 a step of 2e-4 on W moves it by hundreds of times that, so the units end crisp (a
+posterior of 0 or 1 for every input) and each unit's share of the energy is unbounded. Measured
+in nats, a unit holds at most B of them, and its posterior stays soft where the data do not
+push it. The paper's coupling moves its read-out fast without a gain: its always-on units are
+a read-out each, about K / 2 of them moving together (research notes).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -72,17 +90,28 @@ class NNEFHEnergy(EnergyModel):
         Source of randomness for the initialisation of W.
     temperature : float, default=1.0
         tau (see :attr:`EnergyModel.temperature`).
-    coupling : {"paper", "centred"}, default="paper"
-        How the latent reads U (see the module notes): the paper's ``W U + b``, or
-        ``W (U - u_bar)`` with a visible read-out ``a^T U`` instead of latent biases.
+    coupling : {"paper", "centred", "bounded"}, default="paper"
+        How the latent reads U (see the module notes): the paper's ``W U + b``,
+        ``W (U - u_bar)`` with a visible read-out ``a^T U`` instead of latent biases, or that
+        centred coupling with each unit's logit in nats and bounded by ``logit_bound``.
     centring_momentum : float, default=0.1
-        Weight of each data batch in the running mean u_bar (``coupling="centred"``).
+        Weight of each data batch in the running mean u_bar (centred and bounded couplings).
+    logit_bound : float, default=4.0
+        B, the largest absolute logit of a unit (``coupling="bounded"``).
+    latent_gain : float, default=100.0
+        g_W, the gain on W in the logits (``coupling="bounded"``).
+    readout_gain : float, default=256.0
+        g_a, the gain on the read-out a (``coupling="bounded"``).
     """
 
     #: The couplings of the latent to U (see the module notes).
-    COUPLINGS = ("paper", "centred")
+    COUPLINGS = ("paper", "centred", "bounded")
 
     has_latent = True
+    # Class-level values for modules pickled before the bounded coupling existed.
+    logit_bound: Optional[float] = None
+    latent_gain = 1.0
+    readout_gain = 1.0
 
     def __init__(
         self,
@@ -96,6 +125,9 @@ class NNEFHEnergy(EnergyModel):
         temperature: float = 1.0,
         coupling: str = "paper",
         centring_momentum: float = 0.1,
+        logit_bound: float = 4.0,
+        latent_gain: float = 100.0,
+        readout_gain: float = 256.0,
     ):
         super().__init__()
         if not temperature > 0:
@@ -104,9 +136,17 @@ class NNEFHEnergy(EnergyModel):
             raise ValueError(f"coupling must be one of {self.COUPLINGS}, got {coupling!r}")
         if not 0.0 < centring_momentum <= 1.0:
             raise ValueError(f"centring_momentum must lie in (0, 1], got {centring_momentum!r}")
+        for name, value in (("logit_bound", logit_bound), ("latent_gain", latent_gain),
+                            ("readout_gain", readout_gain)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         self.temperature = float(temperature)
         self.coupling = coupling
         self.centring_momentum = float(centring_momentum)
+        bounded = coupling == "bounded"
+        self.logit_bound = float(logit_bound) if bounded else None
+        self.latent_gain = float(latent_gain) if bounded else 1.0
+        self.readout_gain = float(readout_gain) if bounded else 1.0
         self.statistics = statistics
         self.input_shape = tuple(int(s) for s in input_shape)
         self.weight = nn.Parameter(
@@ -129,7 +169,11 @@ class NNEFHEnergy(EnergyModel):
     def _eta_from_statistics(self, u: torch.Tensor) -> torch.Tensor:
         if self.readout is not None:
             u = u - self.statistics_mean
-        return dense(u, self.weight, self.bias)  # (B, K)
+        eta = dense(u, self.weight, self.bias)  # (B, K)
+        if self.logit_bound is not None:  # tau * B tanh(g_W W (U - u_bar) / B): logits in nats
+            bound = self.logit_bound
+            eta = self.temperature * bound * torch.tanh(self.latent_gain * eta / bound)
+        return eta
 
     def posterior_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self._eta_from_statistics(self.statistics(x))
@@ -139,12 +183,16 @@ class NNEFHEnergy(EnergyModel):
         u = self.statistics(x)
         visible = self.quadratic(x)
         if self.readout is not None:
-            visible = visible - u @ self.readout
+            visible = visible - u @ self._readout()
         return visible, self._eta_from_statistics(u)
+
+    def _readout(self) -> torch.Tensor:
+        """a (centred) or g_a a (bounded): the visible read-out of U."""
+        return self.readout if self.readout_gain == 1.0 else self.readout * self.readout_gain
 
     @torch.no_grad()
     def observe_data(self, x: torch.Tensor) -> None:
-        """Move u_bar towards the mean of U over a data batch (``coupling="centred"``)."""
+        """Move u_bar towards the mean of U over a data batch (centred and bounded couplings)."""
         if self.readout is None:
             return
         u_mean = self.statistics(x).mean(0).to(self.statistics_mean.dtype)
@@ -176,14 +224,28 @@ class NNEFHEnergy(EnergyModel):
     def conditional_grad(self, z: Optional[torch.Tensor]) -> GradFn:
         if z is None:
             raise ValueError("the NN-EFH conditional gradient needs a latent z")
+        if self.logit_bound is not None:
+            # The bounded logits are not linear in U: dE/dx needs a full backward pass.
+            return self._autograd_conditional_grad(z.detach())
         # dE/dx = 2 (x - mu) - J_U(x)^T (W^T z + a); W^T z is fixed for a whole Langevin block.
         direction = z @ self.weight
         if self.readout is not None:
-            direction = direction + self.readout
+            direction = direction + self._readout()
         direction = direction.detach()  # (B, N)
         mu = self.mu.detach()
 
         def grad_fn(x: torch.Tensor) -> torch.Tensor:
             return 2.0 * (x - mu) - input_gradient(self.statistics, x, direction)
+
+        return grad_fn
+
+    def _autograd_conditional_grad(self, z: torch.Tensor) -> GradFn:
+        """``grad_fn(x) = dE(z, x)/dx`` by autograd through the joint energy."""
+
+        def grad_fn(x: torch.Tensor) -> torch.Tensor:
+            with torch.enable_grad():
+                x = x.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(self.joint_energy_and_logits(x, z)[0].sum(), x)
+            return grad
 
         return grad_fn
