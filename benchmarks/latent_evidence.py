@@ -20,7 +20,9 @@ For one model that ``benchmarks/sample_quality.py --save-models`` wrote (issue 2
     Fréchet distance between these samples and samples from noise (beside the distance between
     two sets from noise drawn with different seeds: the size of the sampling noise).
 
-plus ``skefh.metrics.latent_usage`` on the test images. Prints a table and writes
+plus ``skefh.metrics.latent_usage`` on the test images and (d) ``skefh.metrics.redraw_shift``: how far
+a redraw of z moves the mode of p(x | z) at test images, to first order, beside the width of that
+conditional and the distance between test images (why (a) to (c) find what they find). Prints a table and writes
 ``results/latent_evidence/<name>.json`` (name: the model file's stem).
 
     python benchmarks/sample_quality.py --dataset digits --models nnefh --preset cpu-short-run \\
@@ -48,7 +50,7 @@ from sample_budget import parse_budget
 from sample_quality import draw, load_judge
 
 from skefh.datasets import load_dataset
-from skefh.metrics import chain_distance, frechet_distance, latent_usage
+from skefh.metrics import chain_distance, frechet_distance, latent_usage, redraw_shift
 
 
 def redraw_against_frozen(est, judge, reference, n, seed, gibbs_steps=None, langevin_steps=None):
@@ -204,7 +206,7 @@ def print_report(results) -> None:
     ----------
     results : dict
         With the keys ``n_samples``, ``redraw_vs_frozen``, ``chain_distance``, ``algorithm2``
-        and ``latent_usage``.
+        ``latent_usage`` and ``redraw_shift``.
     """
     a, c = results["redraw_vs_frozen"], results["algorithm2"]
     print(f"\n(a) latent redrawn every round vs frozen after its first draw, {results['n_samples']} chains "
@@ -233,7 +235,10 @@ def print_report(results) -> None:
           f"{q['confidence']:.3f}, coverage {q['coverage']:.2f}")
     print("\nlatent usage on {n_rows} test images: {n_units} units, varying {varying:.1%}, varying (std >= 0.1) "
           "{varying_std:.1%}, always on {always_on:.1%}, always off {always_off:.1%}, posterior std "
-          "{posterior_std:.3g}, entropy {entropy:.3f} bits".format(**results["latent_usage"]), flush=True)
+          "{posterior_std:.3g}, entropy {entropy:.3f} bits".format(**results["latent_usage"]))
+    print("(d) a redraw of z moves the mode of p(x | z) by {mean_shift:.3g} on average (median {median_shift:.3g}); "
+          "the conditional's width {conditional_spread:.3g}, the distance between test images {row_distance:.3g}"
+          .format(**results["redraw_shift"]), flush=True)
 
 
 def main(argv=None):
@@ -283,6 +288,7 @@ def main(argv=None):
     results["algorithm2"] = algorithm2_chains(est, judge, reference, labels, n, seed, noise_samples=samples["redraw"],
                                               **budget)
     results["latent_usage"] = latent_usage(est, reference).to_dict()
+    results["redraw_shift"] = redraw_shift(est, reference, random_state=seed).to_dict()
     print_report(results)
 
     name = args.name or Path(args.model).stem

@@ -127,7 +127,8 @@ def test_the_benchmark_writes_every_measurement(fitted, bench, tmp_path, capsys)
                           "--judge-dir", str(tmp_path / "judges")])
     report = json.loads((tmp_path / "out" / "tiny-nnefh.json").read_text())
     assert report == json.loads(json.dumps(results))
-    assert set(report) >= {"redraw_vs_frozen", "chain_distance", "algorithm2", "latent_usage", "sampler"}
+    assert set(report) >= {"redraw_vs_frozen", "chain_distance", "algorithm2", "latent_usage", "redraw_shift",
+                           "sampler"}
     assert report["sampler"]["gibbs_steps"] == 4 and report["sampler"]["langevin_steps"] == 4
     assert report["redraw_vs_frozen"]["frozen"]["langevin_steps"] == 16
     assert report["chain_distance"]["data"]["marginal"]["n_chains"] == 8
@@ -135,8 +136,12 @@ def test_the_benchmark_writes_every_measurement(fitted, bench, tmp_path, capsys)
     usage = report["latent_usage"]
     assert usage["n_units"] == 8 and usage["n_rows"] == 30
     assert all(0.0 <= usage[k] <= 1.0 for k in ("varying", "varying_std", "always_on", "always_off"))
+    shift = report["redraw_shift"]
+    assert shift["n_rows"] == 30 and shift["mean_shift"] >= 0.0 and shift["median_shift"] >= 0.0
+    assert shift["conditional_spread"] == pytest.approx(math.sqrt(64 * est.module_.temperature / 2))
     out = capsys.readouterr().out
     assert "z frozen after the first draw" in out and "latent usage on 30 test images" in out
+    assert "a redraw of z moves the mode of p(x | z)" in out
 
 
 def test_a_model_without_a_latent_is_refused(bench, tmp_path):

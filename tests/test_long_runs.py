@@ -74,6 +74,27 @@ def test_the_bounded_coupling_survives_pickles_and_checkpoints(tmp_path):
     assert np.abs(est.transform(X)).max() <= 2.5
 
 
+def test_a_fitted_model_does_not_keep_its_callbacks():
+    """Callbacks act during fit; with ``callbacks=None`` set afterwards the pickle carries none
+    (one defined where it cannot be pickled, as a class in a script, must not stop the model
+    from being saved), and the sampler of the last fit is unchanged."""
+
+    class Counter(Callback):  # a local class: pickle cannot save its instances
+        def __init__(self):
+            self.updates = 0
+
+        def on_update_end(self, trainer, record):
+            self.updates += 1
+
+    counter = Counter()
+    est = NNEFH(max_iter=3, callbacks=[counter], **TINY).fit(X)
+    assert counter.updates == 3
+    settings = est.sampling_settings()
+    loaded = pickle.loads(pickle.dumps(est.set_params(callbacks=None)))
+    assert loaded.sampling_settings() == settings
+    np.testing.assert_array_equal(loaded.sample(3, random_state=0), est.sample(3, random_state=0))
+
+
 def test_corrupt_or_mismatched_checkpoints_give_clear_errors(tmp_path):
     path = tmp_path / "ckpt.pt"
     NNEFH(max_iter=2, checkpoint_path=path, **TINY).fit(X)

@@ -445,3 +445,46 @@ def test_latent_usage_leaves_the_callers_estimator_alone():
         del est.set_params
     assert vars(est).keys() == before.keys() and est.features == "U"
     assert usage.posterior_std == pytest.approx(float(expected.std(axis=0).mean()))
+
+
+def _identity_statistics(input_shape, n_statistics):
+    return torch.nn.Flatten()
+
+
+def test_redraw_shift_is_half_the_gradient_of_the_flipped_units_logits():
+    """U(x) = x, eta = W x + b: a redraw flips unit k with probability 2 p_k (1 - p_k) and then
+    moves the conditional's mode by |w_k| / 2; a coin whose logit does not change with x and an
+    always-on unit move nothing."""
+    from skefh import GRBM, NNEFH
+    from skefh.metrics import redraw_shift
+
+    tau, slope = 0.5, 1.5
+    X = np.random.default_rng(0).normal(size=(4000, 2))
+    est = NNEFH(image_shape=None, statistics=_identity_statistics, n_statistics=2, n_components=3,
+                temperature=tau, scaling="standardise", max_iter=0, device="cpu", log_partition=None,
+                random_state=0).fit(X)
+    with torch.no_grad():
+        est.module_.weight.copy_(torch.tensor([[0.0, slope], [0.0, 0.0], [5.0, 5.0]]))
+        est.module_.bias.copy_(torch.tensor([0.0, 0.0, 1e3]))
+    working = est.range_map_.to_working(X)
+    p = 1.0 / (1.0 + np.exp(-slope * working[:, 1] / tau))
+    expected = 0.5 * slope * np.mean(2 * p * (1 - p))
+    result = redraw_shift(est, X, random_state=0)
+    standard_error = 0.5 * slope * np.sqrt(np.mean(2 * p * (1 - p)) / len(X))
+    assert abs(result.mean_shift - expected) < 5 * standard_error, (result.mean_shift, expected)
+    assert result.median_shift in (0.0, pytest.approx(0.5 * slope))
+    assert result.conditional_spread == pytest.approx(np.sqrt(2 * tau / 2))
+    half = len(X) // 2
+    assert result.row_distance == pytest.approx(
+        np.linalg.norm(working[:half] - working[half:], axis=1).mean(), rel=1e-5)
+    assert result.n_rows == len(X)
+    with torch.no_grad():  # only the coin left: it flips, but its logit is the same everywhere
+        est.module_.weight[0].zero_()
+    assert redraw_shift(est, X, random_state=0).mean_shift == 0.0
+    with pytest.raises(ValueError, match="at least two rows"):
+        redraw_shift(est, X[:1])
+    with pytest.raises(ValueError, match="features"):
+        redraw_shift(est, X[:, :1])
+    grbm = GRBM(n_components=2, max_iter=0, device="cpu", log_partition=None, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="fitted NNEFH"):
+        redraw_shift(grbm, X)

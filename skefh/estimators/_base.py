@@ -94,6 +94,14 @@ class BaseEnergyEstimator(
         return resolve_auto_params(self.get_params(deep=False), self._auto_defaults, self.image_shape_,
                                    getattr(self, "_n_fit_rows", None))
 
+    def _params_to_keep(self) -> dict:
+        """The resolved parameters a fitted model keeps, without ``callbacks``: they act during
+        ``fit`` only (read from ``callbacks`` itself), and a kept callback would travel in every
+        pickle, which a callback class defined in a script could not be loaded from elsewhere."""
+        params = self._resolve_params()
+        params.pop("callbacks", None)
+        return params
+
     #: Values ``features`` may take (each model's; the first is the default).
     _feature_options: tuple = ()
 
@@ -227,7 +235,7 @@ class BaseEnergyEstimator(
         # What the module, the optimiser and the sampler of training and ``sample`` read: the
         # parameters as the model was last trained with, "auto" resolved (scikit-learn's rule: a
         # parameter set later acts at the next fit).
-        self._trained_params = self._resolve_params()
+        self._trained_params = self._params_to_keep()
         seed = seed_from(self.random_state)
         init_generator = torch.Generator().manual_seed(seed)
         module = self._build_module(self._input_shape(), init_generator).to(self.device_)

@@ -220,7 +220,7 @@ class PersistenceMixin:
         self._data_fingerprint = state.get("data_fingerprint")
         if state.get("n_fit_rows") is not None:  # absent from checkpoints written before 0.7
             self._n_fit_rows = int(state["n_fit_rows"])
-        self._trained_params = self._resolve_params()
+        self._trained_params = self._params_to_keep()
         self._load_extra_state(state.get("extra", {}))
         self._load_fit_state(state["seed"], state["trainer"])
 

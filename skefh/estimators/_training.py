@@ -141,7 +141,7 @@ class TrainingMixin:
         # Other threads' transform, sample and score wait for the updates (and these for them):
         # the lock is the one sampling_mode holds while the weights are frozen.
         with module_lock(self.module_):
-            self._trained_params = self._resolve_params()
+            self._trained_params = self._params_to_keep()
             trainer = self._make_trainer(self._trained_params["max_iter"], n_updates, lr_schedule)
             data = self._to_tensor(self.range_map_.to_working(X))
             data = trainer.world.shard(data)

@@ -6,7 +6,7 @@ from .chains import ChainDistance, chain_distance
 from .density import GridDensity, SampleScoreAgreement, grid_log_partition, sample_score_agreement
 from .frechet import FIDResult, fid, frechet_distance, frechet_distance_from_stats
 from .judge import ImageJudge
-from .latent import LatentUsage, latent_usage
+from .latent import LatentUsage, RedrawShift, latent_usage, redraw_shift
 from .likelihood import bits_per_dim
 from .mmd import MMDTest, mmd, mmd_test
 from .neighbours import nearest_neighbours
@@ -20,6 +20,8 @@ __all__ = [
     "ImageJudge",
     "LatentUsage",
     "latent_usage",
+    "RedrawShift",
+    "redraw_shift",
     "bits_per_dim",
     "chain_distance",
     "ProbeResult",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..nn.base import sampling_mode
 from ..samplers import gibbs_langevin, langevin, step_schedule
 from ..samplers.langevin import clip_to_box
+from ._rows import working_tensor
 
 __all__ = ["ChainDistance", "chain_distance"]
 
@@ -99,13 +99,8 @@ def chain_distance(estimator, n_chains=64, *, gibbs_steps=None, langevin_steps=N
     if start is None:
         x0 = torch.randn((n_chains, *model.input_shape), generator=generator, device=device, dtype=dtype)
     else:
-        rows = check_array(start, dtype=np.float64)
-        if rows.shape[1] != estimator.n_features_in_:
-            raise ValueError(f"start has {rows.shape[1]} features, the estimator was fitted on "
-                             f"{estimator.n_features_in_}")
-        working = estimator.range_map_.to_working(rows)
-        x0 = torch.as_tensor(working, device=device, dtype=dtype).reshape(len(rows), *model.input_shape)
-        n_chains = len(rows)
+        x0 = working_tensor(estimator, start, "start")
+        n_chains = len(x0)
     if settings.bounds is not None:
         # Gibbs-Langevin starts in the model's chain box and keeps its chains there: Langevin
         # alone does too, and both distances are measured from the same start in the box.

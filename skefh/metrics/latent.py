@@ -1,16 +1,22 @@
-"""Does the latent layer carry information about x? How many units' posteriors vary with x."""
+"""Does the latent layer carry information about x, and can it move x? How many units' posteriors
+vary with x, and how far a redraw of the latent moves the x-conditional."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ..nn.base import sampling_mode
+from ..nn.nnefh import NNEFHEnergy
 from ..training.loop import latent_batch_usage
+from ._rows import working_tensor
 
-__all__ = ["LatentUsage", "latent_usage"]
+__all__ = ["LatentUsage", "RedrawShift", "latent_usage", "redraw_shift"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +97,88 @@ def latent_usage(estimator, X) -> LatentUsage:
     varying_std, _, always_off = (float(v) for v in latent_batch_usage(torch.from_numpy(probabilities)))
     return LatentUsage(int(probabilities.shape[1]), varying, always_on, float(probabilities.std(axis=0).mean()),
                        entropy, int(probabilities.shape[0]), varying_std, always_off)
+
+
+@dataclass(frozen=True)
+class RedrawShift:
+    """How far a Gibbs redraw of z moves the NN-EFH's x-conditional, against that conditional's
+    width and the distance between rows (all in the model's working units).
+
+    Attributes
+    ----------
+    mean_shift : float
+        Mean over the rows of ``||grad_x (z - z') . eta(x)|| / 2``, z and z' two independent draws
+        from p(z | x) at the sampler's latent temperature: to first order, how far the mode of
+        p(x | z) moves when z is redrawn, if the quadratic term ``||x - mu||^2`` (Hessian 2 I in
+        energy units) dominates the curvature. Zero when every unit is crisp (z' = z) or when
+        the units that can flip have logits that do not change with x.
+    median_shift : float
+        Its median over the rows (0 where most rows keep every unit's state).
+    conditional_spread : float
+        ``sqrt(D T / (2 s))``: the root mean squared distance of a draw of the quadratic term's
+        Gaussian at the sampler's visible temperature T and energy scale s from its mean.
+    row_distance : float
+        Mean distance between two different rows of ``X`` (the first half paired with the
+        second).
+    n_rows : int
+    """
+
+    mean_shift: float
+    median_shift: float
+    conditional_spread: float
+    row_distance: float
+    n_rows: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def redraw_shift(estimator, X, random_state=None) -> RedrawShift:
+    """How far a redraw of the latent moves a fitted NNEFH's x-conditional at the rows ``X``.
+
+    For ``E(z, x) = V(x) - z . eta(x)`` (every coupling: ``V`` is ``||x - mu||^2`` plus the
+    read-out, ``eta`` the posterior's logits in energy units), the mode of p(x | z) satisfies
+    ``grad V = grad (z . eta)``, so replacing z by z' moves it by about
+    ``H^-1 grad_x (z' - z) . eta`` with H the Hessian of V. With the quadratic term's ``H = 2 I``
+    this is ``||grad_x (z - z') . eta|| / 2``, whatever the temperature; the conditional's own
+    width grows with the square root of the temperature. A Gibbs round moves a chain between
+    modes only if the first is comparable to the distance between rows; Gibbs-Langevin then
+    travels further than Langevin alone (the paper's Fig. 2, :func:`chain_distance`).
+
+    Parameters
+    ----------
+    estimator : fitted NNEFH
+    X : array-like of shape (n_samples, n_features)
+        At least two rows (e.g. held-out data), in the units of the training data.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the two latent draws.
+
+    Returns
+    -------
+    RedrawShift
+    """
+    check_is_fitted(estimator, "module_")
+    model = estimator.module_
+    if not isinstance(model, NNEFHEnergy):
+        raise ValueError(f"redraw_shift needs a fitted NNEFH, got {type(estimator).__name__}")
+    x = working_tensor(estimator, X)
+    if len(x) < 2:
+        raise ValueError(f"redraw_shift needs at least two rows of X, got {len(x)}")
+    settings = estimator.sampling_settings()
+    visible_temperature, latent_temperature = settings.temperatures(model)
+    seed = int(check_random_state(random_state).randint(2**31 - 1))
+    device = estimator.device_
+    generator = torch.Generator(device=device).manual_seed(seed)
+    with sampling_mode(model), torch.enable_grad():
+        x = x.requires_grad_(True)
+        eta = model.posterior_logits(x)  # (B, K), energy units
+        probabilities = torch.sigmoid(eta.detach() / latent_temperature)
+        difference = (torch.bernoulli(probabilities, generator=generator)
+                      - torch.bernoulli(probabilities, generator=generator))
+        (grad,) = torch.autograd.grad((difference * eta).sum(), x)
+    shift = 0.5 * grad.flatten(1).norm(dim=1)
+    flat = x.detach().flatten(1)
+    half = len(x) // 2
+    row_distance = (flat[:half] - flat[half : 2 * half]).norm(dim=1).mean()
+    spread = math.sqrt(flat.shape[1] * visible_temperature / (2.0 * settings.energy_scale))
+    return RedrawShift(float(shift.mean()), float(shift.median()), spread, float(row_distance), len(x))
