@@ -63,7 +63,8 @@ def gaussian_mixture(X_train, X_test, components=(1, 2, 4, 8), seed=0) -> dict:
             "fit_seconds": time.perf_counter() - start}
 
 
-def skefh_model(name: str, X_train, X_test, steps, seed: int, max_iter=None, temperature=None) -> dict:
+def skefh_model(name: str, X_train, X_test, steps, seed: int, max_iter=None, temperature=None,
+                save_path=None) -> dict:
     from skefh import EBM, NNEFH
 
     params = dict(image_shape=None, random_state=seed, verbose=-1)
@@ -75,6 +76,10 @@ def skefh_model(name: str, X_train, X_test, steps, seed: int, max_iter=None, tem
     start = time.perf_counter()
     est.fit(X_train)
     record = {"fit_seconds": time.perf_counter() - start, "updates": int(est.n_iter_), "brackets": []}
+    if save_path is not None:  # before the estimates: the pickle is the model as fitted
+        import joblib
+
+        joblib.dump(est, save_path)
     for n_steps in steps:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -124,6 +129,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--name", default=None, help="default: dequantised-<dataset>")
     parser.add_argument("--out", default="results/density")
+    parser.add_argument("--save-models", action="store_true",
+                        help="pickle each fitted model as <out>/<name>-<model>.joblib")
     args = parser.parse_args(argv)
 
     import torch
@@ -137,9 +144,12 @@ def main(argv=None) -> dict:
                "n_test": len(X_test), "models": {"gmm": gaussian_mixture(X_train, X_test, components, args.seed)}}
     print(f"GaussianMixture ({results['models']['gmm']['n_components']} components): "
           f"{results['models']['gmm']['log_likelihood']:.2f} nats per image", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     for name in args.models.split(","):
+        save_path = out / f"{args.name}-{name}.joblib" if args.save_models else None
         record = results["models"][name] = skefh_model(name, X_train, X_test, steps, args.seed, args.max_iter,
-                                                               args.temperature)
+                                                       args.temperature, save_path)
         print(f"{name}: fit {record['fit_seconds']:.0f} s ({record['updates']} updates)", flush=True)
         for b in record["brackets"]:
             width = "n/a" if b["width"] is None else f"{b['width']:.2f}"
@@ -152,8 +162,6 @@ def main(argv=None) -> dict:
         print(f"GridSearchCV over n_components {components}: mean held-out fold scores "
               f"{[round(v, 2) for v in found['mean_test_score']]}, chose {found['best']} "
               f"(test rows {found['best_held_out']:.2f}), {found['seconds']:.0f} s", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(results, indent=2))
     print(f"wrote {out / (args.name + '.json')}")
     return results

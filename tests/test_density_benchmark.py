@@ -3,6 +3,7 @@
 import json
 import math
 
+import joblib
 import numpy as np
 import pytest
 from test_sample_quality import _benchmark_module
@@ -70,7 +71,7 @@ def test_bracket_records_both_ends_of_log_z_for_estimated_models_only(tmp_path, 
 def test_the_dequantised_pixels_benchmark_brackets_log_z(tmp_path, monkeypatch):
     bench = _benchmark_module("dequantised_pixels", monkeypatch)
     report = bench.main(["--models", "nnefh,ebm", "--steps", "20", "--n-train", "300", "--max-iter", "3",
-                         "--search", "4,8", "--out", str(tmp_path), "--name", "t"])
+                         "--search", "4,8", "--out", str(tmp_path), "--name", "t", "--save-models"])
     X_train, X_test = bench.load(0, 300)
     assert report["n_test"] == len(X_test) == 1797 - 300
     assert not np.array_equal(X_train, np.round(X_train))  # dequantised: no integer pixels left
@@ -83,3 +84,5 @@ def test_the_dequantised_pixels_benchmark_brackets_log_z(tmp_path, monkeypatch):
     assert search["n_components"] == [4, 8] and search["best"] in (4, 8)
     assert search["best"] == [4, 8][int(np.argmax(search["mean_test_score"]))]
     assert json.loads((tmp_path / "t.json").read_text())["models"].keys() == {"gmm", "nnefh", "ebm"}
+    saved = joblib.load(tmp_path / "t-nnefh.joblib")  # the model as fitted, before its log Z estimates
+    assert saved.n_iter_ == 3 and saved.image_shape_ is None and saved.log_partition_ is None
