@@ -264,6 +264,10 @@ def main(argv=None):
     est = joblib.load(args.model)
     if not getattr(getattr(est, "module_", None), "has_latent", False):
         parser.error(f"{args.model} holds a {type(est).__name__} without a latent layer")
+    if getattr(est, "image_shape_", None) is None:
+        # A table's rows need not be in the dataset loader's units (dequantised pixels are not):
+        # its samples would be judged, and its distances measured, in the wrong ones.
+        parser.error(f"{args.model} holds a tabular model (image_shape=None); this benchmark judges image models")
     if est.n_features_in_ != data.X_test.shape[1]:
         parser.error(f"the model has {est.n_features_in_} features, {args.dataset} {data.X_test.shape[1]}")
     judge = load_judge(args.dataset, data, args.judge_dir)

@@ -152,3 +152,13 @@ def test_a_model_without_a_latent_is_refused(bench, tmp_path):
                 .fit(data.X_train[:64]), tmp_path / "ebm.joblib")
     with pytest.raises(SystemExit):
         bench.main([str(tmp_path / "ebm.joblib"), "--dataset", "digits", "--judge-dir", str(tmp_path)])
+
+
+def test_a_tabular_model_is_refused(bench, tmp_path, capsys):
+    """Its rows need not be in the loader's units: judging its samples would mislead."""
+    data = load_digits()
+    joblib.dump(NNEFH(image_shape=None, n_components=4, n_statistics=4, max_iter=1, random_state=0)
+                .fit(data.X_train[:64] * 16), tmp_path / "table.joblib")
+    with pytest.raises(SystemExit):
+        bench.main([str(tmp_path / "table.joblib"), "--dataset", "digits", "--judge-dir", str(tmp_path)])
+    assert "tabular model" in capsys.readouterr().err
