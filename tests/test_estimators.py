@@ -168,6 +168,24 @@ def test_pickle_asks_for_cuda_on_a_cpu_machine(monkeypatch):
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
 
 
+@pytest.mark.parametrize("cls", [NNEFH, EBM])
+def test_a_spectrally_normalised_model_pickles_and_continues_as_the_original(cls):
+    # torch refuses to pickle a parametrized module; the estimator must still pickle.
+    params = {k: v for k, v in SMALL.items() if k in cls().get_params()}
+    est = cls(**{**params, "spectral_norm": True, "log_partition": None}).fit(X)
+    copy = pickle.loads(pickle.dumps(est))
+    assert torch.nn.utils.parametrize.is_parametrized(copy.module_.statistics.fc)
+    np.testing.assert_array_equal(copy.transform(X), est.transform(X))
+    np.testing.assert_array_equal(copy.free_energy(X[:10]), est.free_energy(X[:10]))
+    np.testing.assert_array_equal(copy.sample(4, random_state=3), est.sample(4, random_state=3))
+    # The power-iteration vectors travel too: continued training stays the original's.
+    est._trainer_state = {**est._trainer_state, "optimizer": None}
+    est.partial_fit(X)
+    copy.partial_fit(X)
+    for a, b in zip(est.module_.state_dict().values(), copy.module_.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_partial_fit_continues_training():
     est = NNEFH(**SMALL)
     est.partial_fit(X)

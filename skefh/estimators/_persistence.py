@@ -55,6 +55,20 @@ def _to_cpu(obj):
     return obj
 
 
+class _ModuleWeights:
+    """A module pickled as its ``state_dict``: torch pickles a parametrized module (spectral
+    normalisation) no other way. Unpickling rebuilds the module from the estimator's parameters
+    and loads the weights into it."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.state_dict = module.state_dict()
+        self.training = module.training
+
+
+def _is_parametrized(module: torch.nn.Module) -> bool:
+    return any(torch.nn.utils.parametrize.is_parametrized(m) for m in module.modules())
+
+
 class _NotPlain(str):
     """Marks a parameter stored by name only (a callable, a callback list)."""
 
@@ -98,7 +112,8 @@ class PersistenceMixin:
         state.pop("_live_trainer", None)
         state.pop("_log_z_lock", None)  # a lock does not pickle; the copy makes its own
         if "module_" in state:
-            state["module_"] = copy.deepcopy(state["module_"]).cpu()
+            module = copy.deepcopy(state["module_"]).cpu()
+            state["module_"] = _ModuleWeights(module) if _is_parametrized(module) else module
             state["device_"] = "cpu"
         if state.get("_trainer_state") is not None:
             # The weights are already in module_: do not store them twice. The optimizer's
@@ -115,15 +130,25 @@ class PersistenceMixin:
             if name != "self" and name not in state and param.default is not inspect.Parameter.empty
         }
         state = {**state, **missing}
-        if "module_" in state:
-            device = resolve_device(state.get("device", "auto"))
-            state = dict(state)
-            state["device_"] = device
-            state["module_"] = state["module_"].to(device)
+        device = resolve_device(state.get("device", "auto")) if "module_" in state else None
         if hasattr(super(), "__setstate__"):
             super().__setstate__(state)
         else:
             self.__dict__.update(state)
+        if device is not None:
+            if isinstance(self.module_, _ModuleWeights):
+                self.module_ = self._rebuilt_module(self.module_)
+            self.device_ = device
+            self.module_ = self.module_.to(device)
+
+    def _rebuilt_module(self, weights: _ModuleWeights) -> torch.nn.Module:
+        """The module of this fitted estimator, built afresh with ``weights`` loaded into it."""
+        # The initial weights drawn here are overwritten; the generator only has to exist.
+        module = self._build_module(self._input_shape(), torch.Generator().manual_seed(0))
+        if self.image_shape_ is not None:
+            module = module.to(memory_format=torch.channels_last)  # as _initialise builds it
+        module.load_state_dict(weights.state_dict)
+        return module.train(weights.training)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _remember_training_data(self, X) -> None:
