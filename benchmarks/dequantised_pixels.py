@@ -1,10 +1,12 @@
-"""A density of images from the tabular recipe: NNEFH and EBM on dequantised pixels.
+"""Densities of images that ``score`` can estimate: NNEFH and EBM on dequantised pixels.
 
 At the image defaults the NN-EFH's and the EBM's densities are too peaked for AIS (the
 likelihood page). This benchmark fits them as tables instead (``image_shape=None``: an MLP on
-the 64 pixels, Metropolis-adjusted persistent chains, whitened rows) on digits
-dequantised by uniform noise in [0, 1) added to the integer pixel values (without it, pixels
-that are 0 in every image leave directions without variance, where a density is a spike). For
+the 64 pixels, Metropolis-adjusted persistent chains, whitened rows), or with ``--preset
+density`` as images (the convolutional network, spectrally normalised, Metropolis-adjusted
+persistent chains at temperature 1), on digits dequantised by uniform noise in [0, 1) added to
+the integer pixel values (without it, pixels that are 0 in every image leave directions
+without variance, where a density is a spike). For
 each model it prints and writes to ``<out>/<name>.json``: the held-out mean log-likelihood in
 nats per image, log Z bracketed by forward and reverse AIS (``--steps`` each way) with the
 forward run's effective sample size, and the fit time; ``GaussianMixture`` (full covariances,
@@ -13,6 +15,8 @@ components by BIC) beside them.
     python benchmarks/dequantised_pixels.py                      # about 6 minutes on one thread
     python benchmarks/dequantised_pixels.py --models nnefh --steps 1000,5000
     python benchmarks/dequantised_pixels.py --models nnefh --search 16,64   # + GridSearchCV, ~11 min
+    python benchmarks/dequantised_pixels.py --preset density --models nnefh --steps 1000,5000   # an image model
+    python benchmarks/dequantised_pixels.py --preset density --models nnefh --set spectral_norm=False
     python benchmarks/dequantised_pixels.py --dataset fashion-mnist --models nnefh --n-train 10000
 
 Digits: all 1,797 images shuffled, the first ``--n-train`` to train, the rest held out.
@@ -33,6 +37,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from skefh.cli import parse_overrides
 
 
 def load(seed: int, n_train: int, dataset: str = "digits"):
@@ -63,16 +69,25 @@ def gaussian_mixture(X_train, X_test, components=(1, 2, 4, 8), seed=0) -> dict:
             "fit_seconds": time.perf_counter() - start}
 
 
-def skefh_model(name: str, X_train, X_test, steps, seed: int, max_iter=None, temperature=None,
-                save_path=None) -> dict:
-    from skefh import EBM, NNEFH
+def make_model(name: str, seed: int, max_iter=None, temperature=None, preset=None, overrides=None):
+    """``preset`` None: the estimator's defaults on the pixels as a table (an MLP). A preset's
+    name: its image model (the convolutional network on the pixels as an image). ``overrides``:
+    any other estimator parameters."""
+    from skefh.presets import estimator_class, make_estimator
 
-    params = dict(image_shape=None, random_state=seed, verbose=-1)
+    params = dict(random_state=seed, verbose=-1, **(overrides or {}))
     if max_iter is not None:
         params["max_iter"] = max_iter
     if temperature is not None:
         params["temperature"] = temperature
-    est = {"nnefh": NNEFH, "ebm": EBM}[name](**params)
+    if preset is None:
+        return estimator_class(name)(image_shape=None, **params)
+    return make_estimator(name, preset, **params)
+
+
+def skefh_model(name: str, X_train, X_test, steps, seed: int, max_iter=None, temperature=None,
+                save_path=None, preset=None, overrides=None) -> dict:
+    est = make_model(name, seed, max_iter, temperature, preset, overrides)
     start = time.perf_counter()
     est.fit(X_train)
     record = {"fit_seconds": time.perf_counter() - start, "updates": int(est.n_iter_), "brackets": []}
@@ -95,19 +110,14 @@ def skefh_model(name: str, X_train, X_test, steps, seed: int, max_iter=None, tem
     return record
 
 
-def grid_search(X_train, X_test, components, seed: int, max_iter=None, temperature=None) -> dict:
-    """GridSearchCV over NNEFH(image_shape=None)'s n_components with default scoring."""
+def grid_search(X_train, X_test, components, seed: int, max_iter=None, temperature=None, preset=None,
+                overrides=None) -> dict:
+    """GridSearchCV over the NN-EFH's n_components with default scoring."""
     from sklearn.model_selection import GridSearchCV
 
-    from skefh import NNEFH
-
-    params = dict(image_shape=None, random_state=seed, verbose=-1)
-    if max_iter is not None:
-        params["max_iter"] = max_iter
-    if temperature is not None:
-        params["temperature"] = temperature
     start = time.perf_counter()
-    search = GridSearchCV(NNEFH(**params), {"n_components": list(components)}, cv=2, error_score=np.nan)
+    search = GridSearchCV(make_model("nnefh", seed, max_iter, temperature, preset, overrides),
+                          {"n_components": list(components)}, cv=2, error_score=np.nan)
     search.fit(X_train)
     folds = [search.cv_results_[f"split{i}_test_score"].tolist() for i in range(2)]
     return {"n_components": list(components), "mean_test_score": search.cv_results_["mean_test_score"].tolist(),
@@ -123,6 +133,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--n-train", type=int, default=1500)
     parser.add_argument("--max-iter", type=int, default=None, help="updates (default: the estimators' own)")
     parser.add_argument("--temperature", type=float, default=None, help="the models' temperature (default: their own)")
+    parser.add_argument("--preset", default=None,
+                        help="fit a preset's image models (e.g. density) instead of the tabular defaults")
+    parser.add_argument("--set", action="append", default=[], help="estimator parameter key=value (every model)")
     parser.add_argument("--search", default=None, metavar="K1,K2",
                         help="also GridSearchCV over the NN-EFH's n_components with default scoring")
     parser.add_argument("--seed", type=int, default=0)
@@ -136,20 +149,22 @@ def main(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    overrides = parse_overrides(args.set)
     args.name = args.name or f"dequantised-{args.dataset}"
     X_train, X_test = load(args.seed, args.n_train, args.dataset)
     steps = [int(s) for s in args.steps.split(",")]
     components = (1, 2, 4, 8) if args.dataset == "digits" else (1,)  # 784-D full covariances are slow
-    results = {"name": args.name, "dataset": args.dataset, "seed": args.seed, "n_train": len(X_train),
-               "n_test": len(X_test), "models": {"gmm": gaussian_mixture(X_train, X_test, components, args.seed)}}
+    results = {"name": args.name, "dataset": args.dataset, "preset": args.preset, "set": args.set, "seed": args.seed,
+               "n_train": len(X_train), "n_test": len(X_test),
+               "models": {"gmm": gaussian_mixture(X_train, X_test, components, args.seed)}}
     print(f"GaussianMixture ({results['models']['gmm']['n_components']} components): "
           f"{results['models']['gmm']['log_likelihood']:.2f} nats per image", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in args.models.split(","):
+    for name in [m for m in args.models.split(",") if m]:  # "" with --search: the search alone
         save_path = out / f"{args.name}-{name}.joblib" if args.save_models else None
         record = results["models"][name] = skefh_model(name, X_train, X_test, steps, args.seed, args.max_iter,
-                                                       args.temperature, save_path)
+                                                       args.temperature, save_path, args.preset, overrides)
         print(f"{name}: fit {record['fit_seconds']:.0f} s ({record['updates']} updates)", flush=True)
         for b in record["brackets"]:
             width = "n/a" if b["width"] is None else f"{b['width']:.2f}"
@@ -158,7 +173,7 @@ def main(argv=None) -> dict:
     if args.search:
         components = [int(k) for k in args.search.split(",")]
         found = results["grid_search"] = grid_search(X_train, X_test, components, args.seed, args.max_iter,
-                                                              args.temperature)
+                                                              args.temperature, args.preset, overrides)
         print(f"GridSearchCV over n_components {components}: mean held-out fold scores "
               f"{[round(v, 2) for v in found['mean_test_score']]}, chose {found['best']} "
               f"(test rows {found['best_held_out']:.2f}), {found['seconds']:.0f} s", flush=True)

@@ -86,3 +86,16 @@ def test_the_dequantised_pixels_benchmark_brackets_log_z(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "t.json").read_text())["models"].keys() == {"gmm", "nnefh", "ebm"}
     saved = joblib.load(tmp_path / "t-nnefh.joblib")  # the model as fitted, before its log Z estimates
     assert saved.n_iter_ == 3 and saved.image_shape_ is None and saved.log_partition_ is None
+
+
+def test_the_dequantised_pixels_benchmark_fits_a_presets_image_models(tmp_path, monkeypatch):
+    bench = _benchmark_module("dequantised_pixels", monkeypatch)
+    report = bench.main(["--preset", "density", "--models", "nnefh", "--steps", "20", "--n-train", "300",
+                         "--max-iter", "3", "--set", "n_filters=4", "--out", str(tmp_path), "--name", "t",
+                         "--save-models"])
+    assert (report["preset"], report["set"]) == ("density", ["n_filters=4"])
+    saved = joblib.load(tmp_path / "t-nnefh.joblib")
+    assert saved.image_shape_ == (1, 8, 8) and saved.spectral_norm and saved.n_iter_ == 3
+    assert saved.n_filters == 4  # --set overrides the preset
+    (bracket,) = report["models"]["nnefh"]["brackets"]
+    assert math.isfinite(bracket["log_likelihood"]) and math.isfinite(bracket["log_partition_upper"])

@@ -273,8 +273,10 @@ def test_an_unreliable_on_demand_estimate_raises_and_does_not_warn(monkeypatch):
         warnings.simplefilter("error")
         with pytest.raises(LikelihoodError, match="effective samples.*estimate_log_partition") as raised:
             est.score(DIGITS_X[:10])
-        # No false promise: temperature 1 did not help on images (likelihood page); the GRBM does.
+        # No false promise: temperature 1 did not help on images (likelihood page); the density
+        # preset, the GRBM and the tabular route on dequantised pixels do.
         assert "temperature" not in str(raised.value) and "the GRBM's score works on images" in str(raised.value)
+        assert "No image setting of this model is known" in str(raised.value)
         assert "image_shape=None" in str(raised.value) and "dequantised" in str(raised.value)
         calls = []
         monkeypatch.setattr(type(est), "_ais", lambda self, *a: calls.append(1))
@@ -354,3 +356,37 @@ def test_grbm_ais_steps_auto_runs_longer_on_wide_rows():
     assert wide.set_params(ais_steps=300)._resolved_ais_steps() == 300
     with pytest.raises(ValueError, match="ais_steps"):
         GRBM(ais_steps="many").fit(DIGITS_X[:50])
+
+
+def test_the_density_preset_gives_an_image_nnefh_a_bracketed_score():
+    """The preset the NN-EFH's LikelihoodError names for images: on dequantised 8x8 digits its
+    log Z has a quarter of its AIS chains effective and forward and reverse AIS agree, so score
+    is a number, and it prefers digits to the same pixels shuffled."""
+    from skefh.presets import make_estimator
+
+    rng = np.random.RandomState(0)
+    X = DIGITS_X[:600] + rng.uniform(size=(600, 64))
+    est = make_estimator("nnefh", "density", max_iter=150, random_state=0, device="cpu").fit(X[:500])
+    assert est.image_shape_ == (1, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a reliable estimate: no LikelihoodWarning
+        est.estimate_log_partition(n_steps=1000, bracket=True, random_state=1)  # a short fit's density is smoother
+    assert est.log_partition_ess_ >= 0.25 * est.ais_chains
+    assert abs(est.log_partition_upper_ - est.log_partition_) < 1.0
+    held_out = est.score(X[500:])
+    assert math.isfinite(held_out)
+    assert held_out > est.score(X[500:, rng.permutation(64)]) + 10  # 29 nats here
+    assert est._likelihood_advice() == ""  # its chains sample its density: only the AIS budget can help
+
+
+def test_the_image_models_likelihood_advice_names_what_works():
+    from skefh.presets import make_estimator
+
+    nnefh = NNEFH(n_filters=4, n_statistics=4, n_components=4, max_iter=0, device="cpu").fit(DIGITS_X[:20])
+    assert "make_estimator('nnefh', 'density')" in nnefh._likelihood_advice()
+    ebm = EBM(n_filters=4, n_statistics=4, max_iter=0, device="cpu").fit(DIGITS_X[:20])
+    assert "No image setting of this model is known" in ebm._likelihood_advice()
+    with pytest.raises(ValueError, match="preset 'density' has no ebm"):
+        make_estimator("ebm", "density")
+    table = NNEFH(image_shape=None, n_statistics=4, n_components=4, max_iter=0, device="cpu").fit(DIGITS_X[:20])
+    assert "make_estimator" not in table._likelihood_advice()

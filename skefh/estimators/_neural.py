@@ -103,15 +103,27 @@ class NeuralStatisticsMixin:
 
     def _likelihood_advice(self) -> str:
         if self.image_shape_ is not None:
+            if self._trained_params.get("metropolis", False):
+                return ""  # chains that sample the density: a larger AIS budget is the remedy
             # Measured on digits and Fashion-MNIST (likelihood page): neither a larger AIS budget
-            # nor temperature 1 made these densities estimable; the tabular recipe on dequantised
-            # 8x8 digits did (benchmarks/dequantised_pixels.py). Say so rather than promise.
+            # nor temperature 1 made the short-run models' densities estimable; the NN-EFH's
+            # density preset and the tabular recipe on dequantised pixels did.
+            from ..presets import PRESETS
+
+            model = type(self).__name__.lower()
+            if model in PRESETS["density"]:
+                remedy = (
+                    f"The preset skefh.presets.make_estimator('{model}', 'density') trains an image "
+                    "model whose chains sample its density and whose score works, at the cost of "
+                    "noisier samples (see the likelihood page of the docs); "
+                )
+            else:
+                remedy = "No image setting of this model is known to make its density estimable; "
             return (
-                " Image models trained on short-run chains at the defaults have densities far "
-                "too peaked for AIS, and no image setting is known that makes them estimable (see "
-                "the likelihood page of the docs); the GRBM's score works on images, and for small "
-                "images so does this model fitted as a table (image_shape=None) on dequantised "
-                "pixels (integer values plus uniform noise in [0, 1))."
+                " Image models trained on unadjusted chains restarted from noise (the defaults) have "
+                f"densities far too peaked for AIS. {remedy}the GRBM's score works on images at its "
+                "defaults, and for small images so does this model fitted as a table "
+                "(image_shape=None) on dequantised pixels (integer values plus uniform noise in [0, 1))."
             )
         return (
             " On a small table, fewer updates (max_iter) give a smoother density whose log Z is "
