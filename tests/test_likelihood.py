@@ -347,6 +347,24 @@ def test_grid_search_with_default_scoring_on_digits_gets_no_error_score_from_the
     assert search.best_params_["n_components"] == [24, 48][int(np.argmax(scores))]
 
 
+def test_grid_search_with_default_scoring_on_digits_gets_no_error_score_from_the_density_preset():
+    """The same for the image NN-EFH of the density preset (a short fit, fewer AIS steps): every
+    candidate is scored on demand in every fold, none raises."""
+    from sklearn.model_selection import GridSearchCV
+
+    from skefh.presets import make_estimator
+
+    X = DIGITS_X[:400] + np.random.RandomState(0).uniform(size=(400, 64))
+    est = make_estimator("nnefh", "density", n_filters=4, langevin_steps=5, max_iter=20, ais_steps=500, random_state=0,
+                         device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # an error score would warn (FitFailedWarning)
+        search = GridSearchCV(est, {"n_components": [8, 32]}, cv=2, error_score="raise").fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores))
+    assert search.best_params_["n_components"] == [8, 32][int(np.argmax(scores))]
+
+
 def test_grbm_ais_steps_auto_runs_longer_on_wide_rows():
     """"auto": 1,000 intermediate distributions below 256 values a row, 5,000 from there up; an
     explicit number is used as given, and the on-demand key follows the resolved value."""
