@@ -1,6 +1,5 @@
 """The estimator contract: scikit-learn integration, dtypes, devices, reproducibility, errors."""
 
-import pickle
 import warnings
 
 import joblib
@@ -17,7 +16,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skefh import EBM, GRBM, NNEFH
-from skefh.estimators import DeviceWarning
 from skefh.estimators._resolve import resolve_image_shape
 
 DIGITS_X, DIGITS_Y = load_digits(return_X_y=True)
@@ -155,37 +153,6 @@ def test_fit_does_not_touch_the_global_torch_rng():
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_pickle_asks_for_cuda_on_a_cpu_machine(monkeypatch):
-    est = NNEFH(**SMALL).fit(X)
-    blob = pickle.dumps(est)
-    est_cuda = pickle.loads(blob)
-    est_cuda.device = "cuda"  # as if it had been fitted with device="cuda" on a GPU machine
-    blob = pickle.dumps(est_cuda)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.warns(DeviceWarning, match="CUDA is not available"):
-        loaded = pickle.loads(blob)
-    assert loaded.device_ == torch.device("cpu")
-    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
-
-
-@pytest.mark.parametrize("cls", [NNEFH, EBM])
-def test_a_spectrally_normalised_model_pickles_and_continues_as_the_original(cls):
-    # torch refuses to pickle a parametrized module; the estimator must still pickle.
-    params = {k: v for k, v in SMALL.items() if k in cls().get_params()}
-    est = cls(**{**params, "spectral_norm": True, "log_partition": None}).fit(X)
-    copy = pickle.loads(pickle.dumps(est))
-    assert torch.nn.utils.parametrize.is_parametrized(copy.module_.statistics.fc)
-    np.testing.assert_array_equal(copy.transform(X), est.transform(X))
-    np.testing.assert_array_equal(copy.free_energy(X[:10]), est.free_energy(X[:10]))
-    np.testing.assert_array_equal(copy.sample(4, random_state=3), est.sample(4, random_state=3))
-    # The power-iteration vectors travel too: continued training stays the original's.
-    est._trainer_state = {**est._trainer_state, "optimizer": None}
-    est.partial_fit(X)
-    copy.partial_fit(X)
-    for a, b in zip(est.module_.state_dict().values(), copy.module_.state_dict().values()):
-        assert torch.equal(a, b)
-
-
 def test_partial_fit_continues_training():
     est = NNEFH(**SMALL)
     est.partial_fit(X)
@@ -194,21 +161,6 @@ def test_partial_fit_continues_training():
     est.partial_fit(X)
     assert est.n_iter_ == 2 * first
     assert len(est.history_) == 2 * first
-
-
-def test_a_pickle_samples_as_before_and_partial_fit_continues_with_a_fresh_optimizer():
-    est = NNEFH(**{**SMALL, "log_partition": None}).fit(X)
-    blob = pickle.dumps(est)
-    copy = pickle.loads(blob)
-    # The weights are stored once (in module_), the optimizer's moments not at all.
-    assert copy._trainer_state["model"] is None and copy._trainer_state["optimizer"] is None
-    np.testing.assert_array_equal(copy.sample(8, random_state=3), est.sample(8, random_state=3))
-    # The original, continued with its optimizer reset, is what the copy continues as.
-    est._trainer_state = {**est._trainer_state, "optimizer": None}
-    est.partial_fit(X)
-    copy.partial_fit(X)
-    for a, b in zip(est.module_.state_dict().values(), copy.module_.state_dict().values()):
-        assert torch.equal(a, b)
 
 
 def test_partial_fit_on_batches_of_other_sizes_uses_each_batch():
