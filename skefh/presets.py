@@ -19,7 +19,7 @@ temperature), chains kept in the pixel range and persistent chains (a replay buf
 ``"cpu-short-run"`` restarts every chain from noise instead (no buffer), so that its models
 generate from noise, and anneals the learning rate to 0 over 4,500 updates; ``"cpu-paper"``
 is the same network size with the paper's sampler and the energy penalty, the baseline of the
-sample-quality benchmark. ``"density"`` trains image models whose ``score`` can be estimated
+sample-quality benchmark. ``"density"`` trains an image NN-EFH whose ``score`` can be estimated
 (log Z by AIS), at the cost of noisy samples.
 """
 
@@ -56,6 +56,9 @@ CPU_NETWORK = dict(downsample="stride", attention="last")
 CPU_TRAINING = dict(learning_rate=1e-4, lr_schedule="constant", energy_l2=0.0, replay_buffer=10_000,
                     replay_reinit=0.05, max_iter=2000)
 
+#: The GRBM of the CPU presets: 1,024 hidden units, 10 Gibbs rounds of 10 Langevin steps.
+CPU_GRBM = dict(n_components=1024, gibbs_steps=10, langevin_steps=10, batch_size=256, max_iter=1500)
+
 #: Chains restarted from noise every update, and a learning rate annealed to 0 over a longer fit.
 SHORT_RUN_TRAINING = dict(learning_rate=2e-4, replay_buffer=0, lr_schedule="cosine", max_iter=4500)
 
@@ -63,7 +66,7 @@ SHORT_RUN_TRAINING = dict(learning_rate=2e-4, replay_buffer=0, lr_schedule="cosi
 #: spectral normalisation and no attention (without them the energy's scale ran away under
 #: persistent chains), Metropolis-adjusted persistent chains with the mode-jumping move,
 #: unbounded, at temperature 1 in the working units ([-1, 1]), and log Z by AIS with 5,000
-#: steps (at 1,000 a fifth fewer chains are effective). Measured on the likelihood page.
+#: steps (at 1,000 fewer chains are effective). Measured on the likelihood page.
 DENSITY_NETWORK = dict(n_filters=32, n_statistics=128, spectral_norm=True, attention=False, downsample="stride")
 DENSITY_SAMPLER = dict(temperature=1.0, step_size=0.01, metropolis=True, chain_bounds=None, replay_buffer=10_000,
                        mode_jumps=True)
@@ -92,7 +95,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "nnefh": dict(**CPU_SIZE, n_components=512, **CPU_NETWORK, gibbs_steps=2, langevin_steps=15,
                       **{**CPU_TRAINING, "learning_rate": 2e-4, "replay_reinit": 0.5}),
         "ebm": dict(**CPU_SIZE, **CPU_NETWORK, langevin_steps=30, **CPU_TRAINING),
-        "grbm": dict(n_components=1024, gibbs_steps=10, langevin_steps=10, batch_size=256, max_iter=1500),
+        "grbm": dict(CPU_GRBM),
     },
     # Short-run training: every update's chains start from noise (no buffer), kept in the pixel
     # range by the box, without which the same recipe diverges; the learning rate falls from 2e-4
@@ -104,7 +107,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "nnefh": dict(**CPU_SIZE, n_components=512, **CPU_NETWORK, gibbs_steps=2, langevin_steps=15,
                       **{**CPU_TRAINING, **SHORT_RUN_TRAINING}),
         "ebm": dict(**CPU_SIZE, **CPU_NETWORK, langevin_steps=30, **{**CPU_TRAINING, **SHORT_RUN_TRAINING}),
-        "grbm": dict(n_components=1024, gibbs_steps=10, langevin_steps=10, batch_size=256, max_iter=1500),
+        "grbm": dict(CPU_GRBM),
     },
     # The paper's sampler and the energy penalty on the CPU-sized network. Its samples are noise
     # (see the generation page of the docs); kept as the baseline of the sample-quality benchmark.
@@ -113,17 +116,17 @@ PRESETS: dict[str, dict[str, dict]] = {
                       **PAPER_NETWORK, **{**PAPER_TRAINING, "max_iter": 1500}),
         "ebm": dict(**CPU_SIZE, langevin_steps=30, **PAPER_EBM_SAMPLER, **PAPER_NETWORK,
                     **{**PAPER_TRAINING, "max_iter": 1500}),
-        "grbm": dict(n_components=1024, gibbs_steps=10, langevin_steps=10, batch_size=256, max_iter=1500),
+        "grbm": dict(CPU_GRBM),
     },
     # An NN-EFH of images whose score works: chains that sample the density being learnt (as the
     # tabular defaults' do), at a temperature where that density is wide enough for AIS. Its
-    # samples are noisy. No EBM: trained the same way, its AIS estimate rose by 675 nats from
-    # 1,000 to 5,000 steps (mass away from the data that its chains never visited). The GRBM's
-    # image defaults already have an estimable density.
+    # samples are noisy. No EBM: trained the same way, its AIS estimate kept rising with the
+    # number of steps (mass away from the data that its chains never visited; research notes).
+    # The GRBM's image defaults already have an estimable density.
     "density": {
         "nnefh": dict(**DENSITY_NETWORK, n_components=128, gibbs_steps=2, langevin_steps=30, **DENSITY_SAMPLER,
                       **DENSITY_TRAINING),
-        "grbm": dict(n_components=1024, gibbs_steps=10, langevin_steps=10, batch_size=256, max_iter=1500),
+        "grbm": dict(CPU_GRBM),
     },
 }
 

@@ -120,8 +120,8 @@ class NeuralStatisticsMixin:
             else:
                 remedy = "No image setting of this model is known to make its density estimable; "
             return (
-                " Image models trained on unadjusted chains restarted from noise (the defaults) have "
-                f"densities far too peaked for AIS. {remedy}the GRBM's score works on images at its "
+                " Image models trained on unadjusted chains (as at the defaults) have densities far "
+                f"too peaked for AIS. {remedy}the GRBM's score works on images at its "
                 "defaults, and for small images so does this model fitted as a table "
                 "(image_shape=None) on dequantised pixels (integer values plus uniform noise in [0, 1))."
             )
