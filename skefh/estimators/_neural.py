@@ -114,8 +114,9 @@ class NeuralStatisticsMixin:
             if model in PRESETS["density"]:
                 remedy = (
                     f"The preset skefh.presets.make_estimator('{model}', 'density') trains an image "
-                    "model whose chains sample its density and whose score works, at the cost of "
-                    "noisier samples (see the likelihood page of the docs); "
+                    "model whose chains sample its density and whose score works on small images "
+                    "(8x8; not on 28x28, where its chains lag its density), at the cost of noisier "
+                    "samples (see the likelihood page of the docs); "
                 )
             else:
                 remedy = "No image setting of this model is known to make its density estimable; "
