@@ -54,7 +54,10 @@ class NeuralStatisticsMixin:
     }
 
     def _build_statistics(self, input_shape, generator):
-        kind = statistics_kind(self.statistics, self.image_shape_)
+        # The trained parameters, not the current ones: a pickle rebuilds the network of the fit
+        # (spectral normalisation) even after set_params.
+        p = self._trained_params
+        kind = statistics_kind(p["statistics"], self.image_shape_)
         # Layers draw their initial weights from torch's global RNG; fork it so that the
         # estimator's seed decides them without disturbing the caller's RNG stream.
         with torch.random.fork_rng(devices=[]):
@@ -62,12 +65,12 @@ class NeuralStatisticsMixin:
             return build_statistics_net(
                 kind,
                 input_shape,
-                self._trained_params["n_statistics"],
-                n_filters=self.n_filters,
-                attention=self.attention,
-                activation=self.activation,
-                spectral_norm=self.spectral_norm,
-                downsample=self.downsample,
+                p["n_statistics"],
+                n_filters=p["n_filters"],
+                attention=p["attention"],
+                activation=p["activation"],
+                spectral_norm=p["spectral_norm"],
+                downsample=p["downsample"],
             )
 
     def _training_jump(self):
