@@ -59,6 +59,9 @@ def test_a_spectrally_normalised_model_pickles_and_continues_as_the_original(cls
     assert torch.nn.utils.parametrize.is_parametrized(copy.module_.statistics.fc)
     np.testing.assert_array_equal(copy.transform(X), est.transform(X))
     np.testing.assert_array_equal(copy.free_energy(X[:10]), est.free_energy(X[:10]))
+    # Far outside the training range, where the EBM's containment term (not a weight) acts.
+    far = 3 * X[:10] - 2 * X.max()
+    np.testing.assert_array_equal(copy.free_energy(far), est.free_energy(far))
     np.testing.assert_array_equal(copy.sample(4, random_state=3), est.sample(4, random_state=3))
     est.set_params(n_filters=SMALL["n_filters"])
     copy.set_params(n_filters=SMALL["n_filters"])

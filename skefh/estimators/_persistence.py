@@ -138,6 +138,9 @@ class PersistenceMixin:
         if device is not None:
             if isinstance(self.module_, _ModuleWeights):
                 self.module_ = self._rebuilt_module(self.module_)
+                # What a module holds outside its state_dict (the EBM's support box) comes from
+                # the estimator's fitted state, as a checkpoint restores it.
+                self._load_extra_state(self._extra_state())
             self.device_ = device
             self.module_ = self.module_.to(device)
 
