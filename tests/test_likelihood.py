@@ -276,7 +276,7 @@ def test_an_unreliable_on_demand_estimate_raises_and_does_not_warn(monkeypatch):
         # No false promise: temperature 1 did not help on images (likelihood page); the density
         # preset, the GRBM and the tabular route on dequantised pixels do.
         assert "temperature" not in str(raised.value) and "the GRBM's score works on images" in str(raised.value)
-        assert "No image setting of this model is known" in str(raised.value)
+        assert "make_estimator('ebm', 'density')" in str(raised.value)
         assert "image_shape=None" in str(raised.value) and "dequantised" in str(raised.value)
         calls = []
         monkeypatch.setattr(type(est), "_ais", lambda self, *a: calls.append(1))
@@ -376,15 +376,16 @@ def test_grbm_ais_steps_auto_runs_longer_on_wide_rows():
         GRBM(ais_steps="many").fit(DIGITS_X[:50])
 
 
-def test_the_density_preset_gives_an_image_nnefh_a_bracketed_score():
-    """The preset the NN-EFH's LikelihoodError names for images: on dequantised 8x8 digits its
-    log Z has a quarter of its AIS chains effective and forward and reverse AIS agree, so score
-    is a number, and it prefers digits to the same pixels shuffled."""
+@pytest.mark.parametrize("model", ["nnefh", "ebm"])
+def test_the_density_preset_gives_an_image_model_a_bracketed_score(model):
+    """The preset the image models' LikelihoodError names: on dequantised 8x8 digits its log Z
+    has a quarter of its AIS chains effective and forward and reverse AIS agree, so score is a
+    number, and it prefers digits to the same pixels shuffled."""
     from skefh.presets import make_estimator
 
     rng = np.random.RandomState(0)
     X = DIGITS_X[:600] + rng.uniform(size=(600, 64))
-    est = make_estimator("nnefh", "density", max_iter=150, random_state=0, device="cpu").fit(X[:500])
+    est = make_estimator(model, "density", max_iter=150, random_state=0, device="cpu").fit(X[:500])
     assert est.image_shape_ == (1, 8, 8)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a reliable estimate: no LikelihoodWarning
@@ -400,11 +401,10 @@ def test_the_density_preset_gives_an_image_nnefh_a_bracketed_score():
 def test_the_image_models_likelihood_advice_names_what_works():
     from skefh.presets import make_estimator
 
-    nnefh = NNEFH(n_filters=4, n_statistics=4, n_components=4, max_iter=0, device="cpu").fit(DIGITS_X[:20])
-    assert "make_estimator('nnefh', 'density')" in nnefh._likelihood_advice()
-    ebm = EBM(n_filters=4, n_statistics=4, max_iter=0, device="cpu").fit(DIGITS_X[:20])
-    assert "No image setting of this model is known" in ebm._likelihood_advice()
-    with pytest.raises(ValueError, match="preset 'density' has no ebm"):
-        make_estimator("ebm", "density")
+    for model, est in (("nnefh", NNEFH(n_components=4)), ("ebm", EBM())):
+        est.set_params(n_filters=4, n_statistics=4, max_iter=0, device="cpu").fit(DIGITS_X[:20])
+        advice = est._likelihood_advice()
+        assert f"make_estimator('{model}', 'density')" in advice
+        make_estimator(model, "density")  # the preset it names exists
     table = NNEFH(image_shape=None, n_statistics=4, n_components=4, max_iter=0, device="cpu").fit(DIGITS_X[:20])
     assert "make_estimator" not in table._likelihood_advice()

@@ -109,25 +109,18 @@ class NeuralStatisticsMixin:
             if self._trained_params.get("metropolis", False):
                 return ""  # chains that sample the density: a larger AIS budget is the remedy
             # Measured on digits and Fashion-MNIST (likelihood page): neither a larger AIS budget
-            # nor temperature 1 made the short-run models' densities estimable; the NN-EFH's
-            # density preset and the tabular recipe on dequantised pixels did.
-            from ..presets import PRESETS
-
+            # nor temperature 1 made the short-run models' densities estimable; the density
+            # preset and the tabular recipe on dequantised pixels did.
             model = type(self).__name__.lower()
-            if model in PRESETS["density"]:
-                remedy = (
-                    f"The preset skefh.presets.make_estimator('{model}', 'density') trains an image "
-                    "model whose chains sample its density and whose score works on small images "
-                    "(8x8; not on 28x28, where its chains lag its density), at the cost of noisier "
-                    "samples (see the likelihood page of the docs); "
-                )
-            else:
-                remedy = "No image setting of this model is known to make its density estimable; "
             return (
                 " Image models trained on unadjusted chains (as at the defaults) have densities far "
-                f"too peaked for AIS. {remedy}the GRBM's score works on images at its "
-                "defaults, and for small images so does this model fitted as a table "
-                "(image_shape=None) on dequantised pixels (integer values plus uniform noise in [0, 1))."
+                f"too peaked for AIS. The preset skefh.presets.make_estimator('{model}', 'density') "
+                "trains an image model whose chains sample its density and whose score works on "
+                "small images (measured on 8x8 digits; the NN-EFH's failed on 28x28 Fashion-MNIST, "
+                "where its chains lag its density), at the cost of noisier samples (see the "
+                "likelihood page of the docs); the GRBM's score works on images at its defaults, "
+                "and for small images so does this model fitted as a table (image_shape=None) on "
+                "dequantised pixels (integer values plus uniform noise in [0, 1))."
             )
         return (
             " On a small table, fewer updates (max_iter) give a smoother density whose log Z is "
