@@ -111,6 +111,23 @@ def test_image_chains_stay_in_the_pixel_range_by_default_and_leave_it_without_a_
 
 
 @pytest.mark.parametrize("cls", [NNEFH, EBM], ids=lambda c: c.__name__)
+def test_metropolis_chains_in_a_box_sample_and_score_the_density_on_that_box(cls, digits):
+    """With Metropolis-adjusted chains the box is the scored density's support: "auto" is the
+    pixel range widened by 5 % a side, samples stay in it, rows beyond it score -inf."""
+    low, high = digits.min(), digits.max()
+    margin = 0.05 * (high - low)
+    est = _tiny(cls, metropolis=True, log_partition=None).fit(digits)
+    samples = est.sample(200, random_state=0, gibbs_steps=1)
+    assert samples.min() >= low - margin - 1e-6 and samples.max() <= high + margin + 1e-6
+    rows = np.repeat(digits[:1], 3, axis=0)
+    rows[1, 0], rows[2, 0] = low - 0.5 * margin, low - 2 * margin
+    scores = est.score_samples(rows)
+    assert np.all(np.isfinite(scores[:2])) and scores[2] == -np.inf
+    unadjusted = _tiny(cls, log_partition=None).fit(digits)  # clipped chains: the unrestricted density
+    assert np.all(np.isfinite(unadjusted.score_samples(rows)))
+
+
+@pytest.mark.parametrize("cls", [NNEFH, EBM], ids=lambda c: c.__name__)
 def test_a_box_in_data_units_bounds_every_sample_and_the_buffer(cls, digits):
     low, high = 0.3, 0.6  # a box well inside the data range [0, 1]
     est = _tiny(cls, chain_bounds=(low, high), replay_buffer=100).fit(digits)

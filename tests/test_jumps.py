@@ -72,6 +72,22 @@ def test_a_jump_redraws_the_latent_and_refuses_bad_rows():
         TrainingSampler(GibbsLangevinSettings(1, 1, 0.1), keep="all", jump=KernelJump(rows))
 
 
+def test_a_jump_with_bounds_keeps_the_chains_in_the_box():
+    """The far mode lies outside the box: bounded jumps never go there, unbounded ones do."""
+    model, draw, in_far_mode = _two_modes()
+    gen = torch.Generator().manual_seed(2)
+    rows = draw(400, torch.rand(400, generator=gen, dtype=torch.float64) < 0.5, gen)
+    start = draw(500, torch.zeros(500, dtype=torch.float64), gen)
+    low, high = start.min(0).values, start.max(0).values
+    free, bounded = start.clone(), start.clone()
+    for _ in range(10):
+        free = KernelJump(rows)(model, free, gen)["x"]
+        bounded = KernelJump(rows, bounds=(low, high))(model, bounded, gen)["x"]
+    assert float(in_far_mode(free).double().mean()) > 0.2
+    assert bool(((bounded >= low) & (bounded <= high)).all())
+    assert not torch.equal(bounded, start)  # jumps within the box are still accepted
+
+
 @pytest.mark.parametrize("cls", [NNEFH, EBM], ids=lambda c: c.__name__)
 def test_mode_jumps_put_a_kernel_jump_in_the_training_chains(monkeypatch, cls):
     """mode_jumps: every training update moves its chains once (the kernel on the kept training

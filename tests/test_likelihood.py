@@ -44,8 +44,16 @@ def _one_dimensional_data(seed=0):
         (EBM(n_statistics=8, langevin_steps=5, step_size=0.1, temperature=0.05, max_iter=40,
              batch_size=32, log_partition="ais", ais_chains=256, ais_steps=500, random_state=0, device="cpu"),
          -100, 200),
+        # Metropolis-adjusted chains in a box: the density restricted to the box (half the data outside).
+        (NNEFH(n_components=6, n_statistics=8, gibbs_steps=2, langevin_steps=5, step_size=0.1,
+               temperature=1.0, max_iter=40, batch_size=32, log_partition="ais", ais_chains=256,
+               ais_steps=300, random_state=0, device="cpu", scaling="standardise", chain_bounds=(40, 75)), -100, 200),
+        (EBM(n_statistics=8, langevin_steps=5, step_size=0.1, temperature=1.0, max_iter=40,
+             batch_size=32, log_partition="ais", ais_chains=256, ais_steps=300, random_state=0, device="cpu",
+             scaling="standardise", chain_bounds=(40, 75)), -100, 200),
     ],
-    ids=["nnefh-ais", "nnefh-tempered-ais", "grbm-exact", "grbm-ais", "ebm-soft-box-ais", "ebm-tempered-soft-box"],
+    ids=["nnefh-ais", "nnefh-tempered-ais", "grbm-exact", "grbm-ais", "ebm-soft-box-ais", "ebm-tempered-soft-box",
+         "nnefh-box", "ebm-box"],
 )
 def test_density_in_data_units_integrates_to_one(estimator, low, high):
     """After the range map (tabular: whitening, a scale in one dimension), exp(score_samples) integrates to 1."""

@@ -40,7 +40,8 @@ class DataMomentsBaseMixin:
             )
             means.append(mean)
             variances.append(var + 0.5 * tau)
-        return GaussianMixtureBasePath(self.module_, torch.stack(means), torch.stack(variances))
+        return GaussianMixtureBasePath(self.module_, torch.stack(means), torch.stack(variances),
+                                       bounds=self._density_box(mu.dtype))
 
     def _extra_state(self) -> dict:
         if self.data_moments_ is None:

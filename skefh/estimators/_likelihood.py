@@ -125,6 +125,10 @@ class LikelihoodMixin:
             self.log_partition_lower_bound_ = None  # it was for the old weights
         self._log_partition_cache = None
 
+    def _reverse_start(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows in working units moved into the density's support, to start reverse AIS from."""
+        return rows
+
     def _working_log_density(self, x: torch.Tensor) -> torch.Tensor:
         """The unnormalised log-density in working units whose normaliser is log Z."""
         return self.module_.log_density(x)
@@ -220,7 +224,7 @@ class LikelihoodMixin:
         generator = torch.Generator(device=self.device_).manual_seed(int(seed.randint(2**31 - 1)) + 13)
         rows = (self._bound_rows if rows is None else rows)[: int(n_chains or self.ais_chains)]
         dtype = next(self.module_.parameters()).dtype
-        start = self._to_tensor(rows).to(dtype).reshape(len(rows), *self.module_.input_shape)
+        start = self._reverse_start(self._to_tensor(rows).to(dtype).reshape(len(rows), *self.module_.input_shape))
         n_steps = int(n_steps or self._resolved_ais_steps())
         # As many moves of the model itself as the run has steps bring the rows nearer to the
         # model's own samples, which the upper bound needs.

@@ -52,12 +52,20 @@ class TrainingMixin:
         """Largest sane |x| of the sampler's chains, in working units (data in about [-1, 1])."""
         return 100.0
 
-    def _chain_box(self, bounds) -> Optional[tuple]:
+    #: With Metropolis-adjusted chains, "auto" widens an image's box by this fraction of its width
+    #: on each side: the box is then the support of the scored density, and held-out images a
+    #: little beyond the training images' range must not score -inf.
+    _density_box_margin = 0.05
+
+    def _chain_box(self, bounds, metropolis: bool = False) -> Optional[tuple]:
         """The box of a ``chain_bounds`` value in working units, as the sampler's ``bounds``, or None."""
         if bounds is None:
             return None
         if isinstance(bounds, str):  # "auto": the range map sends an image's observed range to [-1, 1]
-            return (-1.0, 1.0) if self.image_shape_ is not None else None
+            if self.image_shape_ is None:
+                return None
+            edge = 1.0 + 2.0 * self._density_box_margin if metropolis else 1.0
+            return (-edge, edge)
         if not self.range_map_.per_feature:
             raise ValueError(
                 f"chain_bounds={bounds!r} is a box on each feature, and whitened data have no per-feature working "

@@ -83,8 +83,13 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         Gaussian tails; a pair of numbers is a box in the units of X (the same for every
         feature); None leaves the chains unbounded. On Fashion-MNIST at the ``cpu`` preset,
         training that restarts many chains from noise ran away without the box and stayed
-        finite with it (see the generation page of the docs). ``score``,
+        finite with it (see the generation page of the docs). With unadjusted steps, ``score``,
         ``score_samples`` and the log-partition function are those of the unrestricted density.
+        With ``metropolis=True`` proposals that leave the box are reflected back in (the
+        acceptance ratio accounts for it), the chains sample the density restricted to the box
+        exactly, and ``score`` measures that density (rows
+        outside the box score -inf); "auto" then widens an image's box by 5 % of its width on
+        each side, so that held-out images a little beyond the training range keep a density.
     replay_buffer : int or "auto", default="auto"
         "auto": 0 for images, 10000 for tabular data (``image_shape_`` None).
         Size of a replay buffer of past chain states (persistent chains, as in Du & Mordatch
@@ -115,7 +120,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         "auto": False for images, True for tabular data (``image_shape_`` None).
         Metropolis-adjusted Langevin (MALA) steps in training and ``sample``: each step is a
         proposal accepted or rejected so that the chains leave the model's density invariant at
-        any ``step_size`` (proposals outside ``chain_bounds`` are rejected). Unadjusted steps
+        any ``step_size`` (proposals that leave ``chain_bounds`` are reflected back in). Unadjusted steps
         (False) sample a density that is off by O(``step_size``) and overshoot where the energy
         is steep; adjusted ones make ``sample`` draw from the density that ``score`` measures,
         given enough steps to mix.
@@ -338,7 +343,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
             step_size=p["step_size"],
             precision=p["sampler_precision"],
             metropolis=p.get("metropolis", False),
-            bounds=self._chain_box(p["chain_bounds"]),
+            bounds=self._chain_box(p["chain_bounds"], p.get("metropolis", False)),
         )
 
     def _feature_tensor(self, x):
@@ -368,6 +373,9 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         return tuple(torch.as_tensor(bound, dtype=dtype, device=self.device_).reshape(shape) for bound in self.support_)
 
     def _annealing_path(self):
+        box = self._density_box()
+        if box is not None:  # the density restricted to the chains' box: a hard box
+            return BoxPath(self.module_, *box, step_size=1e-3)
         # The containment ||w - clamp(w)||^2 / tau is a Gaussian tail of variance tau / 2.
         low, high = self._support_tensors()
         return BoxPath(self.module_, low, high, step_size=1e-3, tail_variance=0.5 * self.module_.temperature)

@@ -109,8 +109,13 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         clip their chains in the same way) and no box for tabular data, whose densities have
         Gaussian tails; a pair of numbers is a box in the units of X (the same for every
         feature); None leaves the chains unbounded. Training that restarts chains from noise
-        can run away without the box on images (see the generation page). ``score``,
-        ``score_samples`` and the log-partition function are those of the unrestricted density.
+        can run away without the box on images (see the generation page). With unadjusted
+        steps, ``score``, ``score_samples`` and the log-partition function are those of the
+        unrestricted density. With ``metropolis=True`` proposals that leave the box are
+        reflected back in (the acceptance ratio accounts for it), the chains sample the density
+        restricted to the box exactly, and ``score`` measures that density (rows
+        outside the box score -inf); "auto" then widens an image's box by 5 % of its width on
+        each side, so that held-out images a little beyond the training range keep a density.
     negative_init : {"noise", "data"} or float, default="noise"
         Where the latent chain of each training update starts: "noise" is the paper's Algorithm
         1 (z from the posterior of the initial noise), "data" starts it from the posterior of
@@ -139,7 +144,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         "auto": False for images, True for tabular data (``image_shape_`` None).
         Metropolis-adjusted Langevin (MALA) x-steps in training and ``sample``: each step is a
         proposal accepted or rejected so that the chains leave the model's density invariant at
-        any ``step_size`` (proposals outside ``chain_bounds`` are rejected). Unadjusted steps
+        any ``step_size`` (proposals that leave ``chain_bounds`` are reflected back in). Unadjusted steps
         (False) sample a density that is off by O(``step_size``) and overshoot where the energy
         is steep; adjusted ones cost one extra comparison per step and make ``sample`` draw from
         the density that ``score`` measures, given enough steps to mix.
@@ -472,7 +477,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
             latent_temperature=p["latent_temperature"],
             precision=p["sampler_precision"],
             metropolis=p.get("metropolis", False),
-            bounds=self._chain_box(p["chain_bounds"]),
+            bounds=self._chain_box(p["chain_bounds"], p.get("metropolis", False)),
         )
 
     def _negative_data_fraction(self) -> float:

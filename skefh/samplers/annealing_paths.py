@@ -6,7 +6,7 @@ The paths provided here (each borrows a model and owns no parameters):
   estimator's: one at mu with the quadratic term's spread, one fitted to the training data),
   f_beta = f_0^(1 - beta) exp(-F / tau)^beta; MALA moves.
 - :class:`BoxPath` (EBM): base uniform on a box; f_beta(x) = exp(-beta * E(x) / tau) on the box;
-  MALA moves whose proposals outside the box are rejected. With ``tail_variance`` the box is
+  MALA moves whose proposals that leave the box are reflected back in. With ``tail_variance`` the box is
   soft: the base is uniform inside with Gaussian tails outside, and the density is positive
   everywhere.
 - :class:`GRBMPath` (GRBM): base a diagonal Gaussian x Bern(1/2) (the model's quadratic term, or
@@ -21,6 +21,7 @@ from typing import Optional
 import torch
 
 from ..nn.base import EnergyModel
+from .langevin import fold_into_box, log_folded_proposal
 
 __all__ = ["GaussianMixtureBasePath", "BoxPath", "GRBMPath"]
 
@@ -53,7 +54,13 @@ class _GeometricPath:
         raise NotImplementedError
 
     def inside(self, x):
-        """Whether each proposal lies in the support (all of it, unless a subclass restricts)."""
+        """Whether each row lies in the support (None: the support is all of R^D)."""
+        box = self.box()
+        return None if box is None else ((x >= box[0]) & (x <= box[1])).flatten(1).all(1)
+
+    def box(self):
+        """(low, high) of a box the target is restricted to, or None; proposals that leave it
+        are reflected back in."""
         return None
 
     def _ratio_and_grad(self, x):
@@ -83,15 +90,20 @@ class _GeometricPath:
         eps = self.step_size
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         proposal = x + eps * grad + math.sqrt(2 * eps) * noise
+        box = self.box()
+        if box is not None:  # reflected at the faces, as metropolis_langevin's proposals are
+            proposal, inside = fold_into_box(proposal, *box)
         ratio_new, ratio_grad_new = self._ratio_and_grad(proposal)
         base_new, base_grad_new = self._base_and_grad(proposal)
         logp_new, grad_new = base_new + beta * ratio_new, base_grad_new + beta * ratio_grad_new
-        # log q(x | x') - log q(x' | x) for the Langevin proposal.
-        fwd = (proposal - x - eps * grad).flatten(1).square().sum(1)
-        bwd = (x - proposal - eps * grad_new).flatten(1).square().sum(1)
-        log_accept = logp_new - logp + (fwd - bwd) / (4 * eps)
-        inside = self.inside(proposal)
-        if inside is not None:
+        if box is None:
+            # log q(x | x') - log q(x' | x) for the Langevin proposal.
+            fwd = (proposal - x - eps * grad).flatten(1).square().sum(1)
+            bwd = (x - proposal - eps * grad_new).flatten(1).square().sum(1)
+            log_accept = logp_new - logp + (fwd - bwd) / (4 * eps)
+        else:
+            log_accept = (logp_new - logp + log_folded_proposal(x, proposal + eps * grad_new, eps, *box)
+                          - log_folded_proposal(proposal, x + eps * grad, eps, *box))
             log_accept = torch.where(inside, log_accept, torch.full_like(log_accept, -math.inf))
         u = torch.rand(log_accept.shape, generator=generator, device=x.device, dtype=log_accept.dtype)
         accept = torch.log(u) < log_accept
@@ -128,6 +140,10 @@ class GaussianMixtureBasePath(_GeometricPath):
     normalised (log Z_0 = 0) and sampled exactly, so the estimate stays an AIS estimate; the
     components only decide where the chains start.
 
+    With ``bounds`` the target is exp(-F(x) / tau) restricted to a box: each component is
+    truncated to the box (per coordinate, renormalised, sampled by its inverse distribution
+    function) and proposals that leave the box are reflected back in at the face they crossed.
+
     Parameters
     ----------
     model : skefh.nn.NNEFHEnergy
@@ -137,12 +153,14 @@ class GaussianMixtureBasePath(_GeometricPath):
         Initial MALA step size (adapted towards 60 % acceptance); defaults to ``0.01 * tau``.
     n_moves : int, default=1
         MALA moves per intermediate distribution.
+    bounds : (low, high) of torch.Tensor of the input shape, optional
+        The box of a restricted target; None for the density on all of R^D.
     """
 
     log_z0 = 0.0
 
     def __init__(self, model: EnergyModel, means: torch.Tensor, variances: torch.Tensor,
-                 step_size: Optional[float] = None, n_moves: int = 1):
+                 step_size: Optional[float] = None, n_moves: int = 1, bounds: Optional[tuple] = None):
         shape = tuple(model.input_shape)
         if means.dim() != len(shape) + 1 or tuple(means.shape[1:]) != shape or means.shape != variances.shape:
             raise ValueError(
@@ -157,13 +175,40 @@ class GaussianMixtureBasePath(_GeometricPath):
         n = means.shape[0]
         # log of (mixing weight x Gaussian normaliser), per component
         self._log_norm = -math.log(n) - 0.5 * (torch.log(2 * math.pi * variances)).flatten(1).sum(1)
+        self.bounds = None
+        if bounds is not None:
+            low, high = (torch.as_tensor(b, dtype=means.dtype, device=means.device).expand(shape) for b in bounds)
+            if not bool(torch.all(high > low)):
+                raise ValueError("the box must have positive width in every dimension")
+            self.bounds = (low, high)
+            # Each coordinate's truncated normal: the mass of [low, high] under N(m, v), computed
+            # on the side of the mean away from the box so that it does not round to 0.
+            std = variances.double().sqrt()
+            a, b = (low.double() - means.double()) / std, (high.double() - means.double()) / std
+            self._flip = a > 0  # the box lies above the mean: work with -x
+            lo, hi = torch.where(self._flip, -b, a), torch.where(self._flip, -a, b)
+            self._cdf_low, self._cdf_high = torch.special.ndtr(lo), torch.special.ndtr(hi)
+            mass = (self._cdf_high - self._cdf_low).clamp_min(1e-300)
+            self._log_norm = self._log_norm - torch.log(mass).flatten(1).sum(1).to(means.dtype)
+
+    def box(self):
+        return self.bounds
 
     def sample_base(self, n, generator):
         k = self.means.shape[0]
         device = self.means.device
         which = torch.randint(k, (n,), generator=generator, device=device)
-        noise = torch.randn((n, *self.means.shape[1:]), generator=generator, device=device, dtype=self.means.dtype)
-        return self.means[which] + noise * self.variances[which].sqrt()
+        shape = (n, *self.means.shape[1:])
+        std = self.variances[which].sqrt()
+        if self.bounds is None:
+            noise = torch.randn(shape, generator=generator, device=device, dtype=self.means.dtype)
+            return self.means[which] + noise * std
+        u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+        low_cdf, high_cdf = self._cdf_low[which], self._cdf_high[which]
+        standard = torch.special.ndtri(low_cdf + u * (high_cdf - low_cdf))
+        standard = torch.where(self._flip[which], -standard, standard).to(self.means.dtype)
+        x = self.means[which] + standard * std
+        return torch.minimum(torch.maximum(x, self.bounds[0]), self.bounds[1])  # rounding at the edges
 
     def _component_log_densities(self, x):
         diff = x.unsqueeze(1) - self.means  # (B, K, *shape)
@@ -187,7 +232,7 @@ class BoxPath(_GeometricPath):
     """EBM: from a density on a box to the model's density exp(-E(x) / tau).
 
     Hard box (``tail_variance=None``): the base is uniform on the box, the target
-    exp(-E(x) / tau) restricted to it, and proposals that leave it are rejected. Soft box: the
+    exp(-E(x) / tau) restricted to it, and proposals that leave it are reflected back in. Soft box: the
     base is ``q(x) proportional to exp(-||x - clamp(x, low, high)||^2 / (2 tail_variance))``,
     uniform inside the box with Gaussian tails outside (normaliser ``prod_i (high_i - low_i +
     sqrt(2 pi tail_variance_i))``, sampled exactly). The model's energy must then carry the same
@@ -239,10 +284,8 @@ class BoxPath(_GeometricPath):
         tails = torch.where(below, self.low - depth, self.high + depth)
         return torch.where(which < p_inside, inside, tails)
 
-    def inside(self, x):
-        if self.tail_variance is not None:
-            return None  # the soft box supports every x
-        return ((x >= self.low) & (x <= self.high)).flatten(1).all(1)
+    def box(self):
+        return None if self.tail_variance is not None else (self.low, self.high)  # a soft box supports every x
 
     def log_ratio(self, x):
         # A soft box's base is the model's own containment term (variance tau / 2), which the

@@ -16,6 +16,7 @@ from typing import Optional
 import torch
 
 from ..nn.base import EnergyModel, sampling_mode
+from .langevin import _box_like
 
 __all__ = ["KernelJump"]
 
@@ -36,9 +37,12 @@ class KernelJump:
         Kernel centres, in the model's working units (training rows).
     bandwidth : float, default=0.3
         Kernel standard deviation in units of the rows' standard deviation per coordinate.
+    bounds : (low, high), optional
+        A box the chains live in: proposals outside it are rejected, so that the move keeps
+        the density restricted to the box invariant.
     """
 
-    def __init__(self, rows: torch.Tensor, bandwidth: float = 0.3):
+    def __init__(self, rows: torch.Tensor, bandwidth: float = 0.3, bounds: Optional[tuple] = None):
         if rows.dim() < 2 or rows.shape[0] < 2:
             raise ValueError(f"rows must hold at least two rows, got shape {tuple(rows.shape)}")
         if not bandwidth > 0:
@@ -51,6 +55,7 @@ class KernelJump:
         # valid; this one is narrow where the data do not vary).
         spread = torch.where(spread > 0, spread, spread.new_ones(()) * 1e-3)
         self.scale = bandwidth * spread
+        self.bounds = bounds
 
     def log_proposal(self, x: torch.Tensor) -> torch.Tensor:
         """log q(x) up to a constant that cancels in the acceptance ratio, shape (B,)."""
@@ -76,6 +81,9 @@ class KernelJump:
             log_ratio = log_ratio + self.log_proposal(x) - self.log_proposal(proposal)
             u = torch.rand(log_ratio.shape, generator=generator, device=x.device, dtype=log_ratio.dtype)
             accept = torch.log(u) < log_ratio  # NaN energies compare False: never accepted
+            if self.bounds is not None:
+                low, high = _box_like(proposal, *self.bounds)
+                accept = accept & ((proposal >= low) & (proposal <= high)).flatten(1).all(1)
             x = torch.where(accept.view(-1, *([1] * (x.dim() - 1))), proposal, x)
             z = model.sample_latent(x, generator, latent_temperature) if model.has_latent else None
         return {"x": x, "z": z, "acceptance": float(accept.float().mean()) if accept.numel() else math.nan}

@@ -12,7 +12,8 @@ Unadjusted (:func:`langevin`), the chain's law is off that density by O(eps) and
 large for the energy's curvature overshoots. Metropolis-adjusted (:func:`metropolis_langevin`,
 MALA), each move is a proposal accepted with the Metropolis-Hastings probability, so the chain
 leaves exp(-s E / T) invariant at any step size (restricted to the box, when there is one:
-proposals outside it are rejected), and a step that overshoots is refused instead of taken.
+proposals that leave it are reflected back in), and a step that overshoots is refused instead
+of taken.
 """
 
 from __future__ import annotations
@@ -127,8 +128,12 @@ def metropolis_langevin(
 
     Each step proposes ``y = x - eps s dE/dx + sqrt(2 eps T) xi`` (the unadjusted step) and
     accepts it, per chain, with probability ``min(1, pi(y) q(x | y) / (pi(x) q(y | x)))``;
-    a rejected chain stays where it was. Proposals outside ``bounds`` are rejected, so the chain
-    targets the density restricted to the box exactly.
+    a rejected chain stays where it was. With ``bounds`` a proposal that leaves the box is
+    reflected back into it at the face it crossed (and rejected if it overshoots by more than the
+    box's width), and the acceptance ratio uses the reflected proposal's density, so the chain
+    targets the density restricted to the box exactly. Rejecting every proposal that leaves the
+    box would be exact too, but where many coordinates sit near a face (image pixels at their
+    extremes) nearly every proposal leaves it, and the chains freeze.
 
     Parameters
     ----------
@@ -163,16 +168,21 @@ def metropolis_langevin(
         grad_norm += grad.flatten(1).norm(dim=1).mean().float()
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         proposal = x - h * grad + math.sqrt(2.0 * h) * noise
+        if bounds is not None:
+            proposal, inside = fold_into_box(proposal, low, high)
         energy_p, grad_p = energy_fn(proposal)
         potential_p, grad_p = energy_p.to(x.dtype) * scale, grad_p.to(x.dtype) * scale
-        # log q(x | y) - log q(y | x) for the Gaussian proposals; the forward one is ||xi||^2 / 2.
-        backward = (x - proposal + h * grad_p).flatten(1).square().sum(1) / (4.0 * h)
-        forward = noise.flatten(1).square().sum(1) / 2.0
-        log_ratio = potential - potential_p + forward - backward
+        if bounds is None:
+            # log q(x | y) - log q(y | x) for the Gaussian proposals; the forward one is ||xi||^2 / 2.
+            backward = (x - proposal + h * grad_p).flatten(1).square().sum(1) / (4.0 * h)
+            forward = noise.flatten(1).square().sum(1) / 2.0
+            log_ratio = potential - potential_p + forward - backward
+        else:
+            log_ratio = (potential - potential_p + log_folded_proposal(x, proposal - h * grad_p, h, low, high)
+                         - log_folded_proposal(proposal, x - h * grad, h, low, high))
         uniform = torch.rand(log_ratio.shape, generator=generator, device=x.device, dtype=x.dtype)
         accept = torch.log(uniform) < log_ratio  # NaN energies compare False: never accepted
         if bounds is not None:
-            inside = ((proposal >= low) & (proposal <= high)).flatten(1).all(1)
             accept &= inside
         shape = (-1,) + (1,) * (x.dim() - 1)
         x = torch.where(accept.view(shape), proposal, x)
@@ -197,6 +207,23 @@ def _steps(step_size, n_steps) -> list[float]:
     if n_steps is not None and n_steps != len(steps):
         raise ValueError(f"got {len(steps)} step sizes for n_steps={n_steps}")
     return steps
+
+
+def fold_into_box(y: torch.Tensor, low, high) -> tuple:
+    """Reflect each coordinate of ``y`` once at the face of [low, high] it crossed.
+
+    Returns the folded tensor and, per row, whether every coordinate then lies in the box (a
+    coordinate that overshot by more than the box's width does not)."""
+    folded = torch.where(y < low, 2 * low - y, torch.where(y > high, 2 * high - y, y))
+    return folded, ((folded >= low) & (folded <= high)).flatten(1).all(1)
+
+
+def log_folded_proposal(y: torch.Tensor, mean: torch.Tensor, h: float, low, high) -> torch.Tensor:
+    """log density, per row and up to a constant, of drawing ``y`` (in the box) by
+    :func:`fold_into_box` of a draw from N(mean, 2 h I): per coordinate, the Gaussian summed
+    over the three points that fold onto ``y`` (itself and its mirror images in the two faces)."""
+    images = torch.stack([y, 2 * low - y, 2 * high - y])
+    return torch.logsumexp(-(images - mean).square() / (4.0 * h), dim=0).flatten(1).sum(1)
 
 
 def clip_to_box(x: torch.Tensor, low, high) -> torch.Tensor:
