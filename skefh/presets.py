@@ -66,9 +66,8 @@ SHORT_RUN_TRAINING = dict(learning_rate=2e-4, replay_buffer=0, lr_schedule="cosi
 #: normalisation and no attention (without them the energy's scale ran away under persistent
 #: chains), Metropolis-adjusted persistent chains with the mode-jumping move, kept in the pixel
 #: box (the density then lives on the box: no mass is spent on pixel values no image has), at
-#: temperature 1 in the working units ([-1, 1]), and log Z by AIS with 20,000 steps (the
-#: NN-EFH's: a quarter of the chains effective at 5,000, half at 20,000). Measured on the
-#: likelihood page.
+#: temperature 1 in the working units ([-1, 1]), and log Z by AIS with 20,000 steps (at 5,000
+#: too few of the NN-EFH's chains were effective). Measured on the likelihood page.
 DENSITY_NETWORK = dict(n_filters=32, n_statistics=128, spectral_norm=True, attention=False, downsample="stride")
 DENSITY_SAMPLER = dict(temperature=1.0, step_size=0.01, metropolis=True, chain_bounds="auto", replay_buffer=10_000,
                        mode_jumps=True)
