@@ -25,6 +25,13 @@ a redraw of z moves the mode of p(x | z) at test images, to first order, beside 
 conditional and the distance between test images (why (a) to (c) find what they find). Prints a table and writes
 ``results/latent_evidence/<name>.json`` (name: the model file's stem).
 
+``--init buffer`` starts the chains of (a) from the training chains' replay buffer, where
+``sample()`` starts a model trained with persistent chains (the ``density`` preset), instead of
+from noise. ``--dequantised`` reads a model that ``benchmarks/dequantised_pixels.py
+--save-models`` fitted on pixels as integer levels plus uniform noise: rows go to it as their
+levels' midpoints and its samples come back as levels in [0, 1], clipped, before they are
+judged (a model whose pixels are not in [0, 1] is refused without it).
+
     python benchmarks/sample_quality.py --dataset digits --models nnefh --preset cpu-short-run \\
         --updates 300 --n-samples 500 --save-models --name d300
     python benchmarks/latent_evidence.py results/sample_quality/d300-nnefh.joblib --dataset digits
@@ -53,7 +60,45 @@ from skefh.datasets import load_dataset
 from skefh.metrics import chain_distance, frechet_distance, latent_usage, redraw_shift
 
 
-def redraw_against_frozen(est, judge, reference, n, seed, gibbs_steps=None, langevin_steps=None):
+class DequantisedPixels:
+    """A model fitted on dequantised pixels, seen in the dataset loader's units.
+
+    ``benchmarks/dequantised_pixels.py`` fits on integer pixel levels plus uniform noise in
+    [0, 1) (digits: 0 to 16, Fashion-MNIST: 0 to 255). A loader row ``x`` in [0, 1] is the level
+    ``x * levels``, given to the model at the midpoint of its cell; the model's samples go back
+    by the inverse map, clipped into [0, 1]. Every other attribute is the model's own.
+    """
+
+    def __init__(self, est, levels: int):
+        self.est, self.levels = est, levels
+
+    def __getattr__(self, name):
+        return getattr(self.est, name)
+
+    def to_model(self, X):
+        return np.asarray(X, dtype=np.float64) * self.levels + 0.5
+
+    def to_loader(self, samples):
+        return np.clip((np.asarray(samples) - 0.5) / self.levels, 0.0, 1.0)
+
+    def sample(self, n_samples=1, X=None, **options):
+        return self.to_loader(self.est.sample(n_samples, None if X is None else self.to_model(X), **options))
+
+    def sample_chains(self, n_samples=1, X=None, **options):
+        return self.to_loader(self.est.sample_chains(n_samples, None if X is None else self.to_model(X), **options))
+
+
+#: Integer pixel levels of each dataset (the largest level): the inverse of the loaders' scaling.
+PIXEL_LEVELS = {"digits": 16, "fashion-mnist": 255, "mnist": 255}
+
+
+def pixel_upper_bound(est) -> float:
+    """The largest pixel value of the model's data units (1 for the loaders' images)."""
+    ranges = est.range_map_
+    return float(np.max(ranges.offset + 1.0 / ranges.scale))
+
+
+def redraw_against_frozen(est, judge, reference, n, seed, gibbs_steps=None, langevin_steps=None, init="noise"):
     """Judge samples of Gibbs-Langevin with latent redraws and with the first latent held.
 
     Parameters
@@ -67,7 +112,9 @@ def redraw_against_frozen(est, judge, reference, n, seed, gibbs_steps=None, lang
     seed : int
         ``random_state`` of both samplers: the same starting noise and first latent draw.
     gibbs_steps, langevin_steps : int, optional
-        M and L of the redrawing chain; default the budget ``sample`` runs from noise.
+        M and L of the redrawing chain; default the budget ``sample`` runs from ``init``.
+    init : {"noise", "buffer", "auto"}, default="noise"
+        Where both chains start (as :meth:`skefh.NNEFH.sample`'s ``init``).
 
     Returns
     -------
@@ -77,7 +124,7 @@ def redraw_against_frozen(est, judge, reference, n, seed, gibbs_steps=None, lang
     samples : dict
         The two sets of samples, ndarray of shape (n, n_features) each.
     """
-    settings = est.sampling_settings(gibbs_steps=gibbs_steps, langevin_steps=langevin_steps, init="noise")
+    settings = est.sampling_settings(gibbs_steps=gibbs_steps, langevin_steps=langevin_steps, init=init)
     rounds, steps = settings.n_gibbs, settings.n_langevin
     # One round of M * L steps: z drawn from p(z | x_0) once, then held (the draw after the
     # round does not touch x).
@@ -85,7 +132,7 @@ def redraw_against_frozen(est, judge, reference, n, seed, gibbs_steps=None, lang
     record, samples = {}, {}
     for chain, (g, lang) in budgets.items():
         start = time.perf_counter()
-        samples[chain] = draw(est, "noise", n, None, seed, gibbs_steps=g, langevin_steps=lang)
+        samples[chain] = draw(est, init, n, None, seed, gibbs_steps=g, langevin_steps=lang)
         seconds = time.perf_counter() - start
         record[chain] = {"gibbs_steps": g, "langevin_steps": lang, "total_langevin_steps": g * lang,
                          "seconds": seconds, **judge.evaluate(samples[chain], reference).to_dict()}
@@ -209,8 +256,9 @@ def print_report(results) -> None:
         ``latent_usage`` and ``redraw_shift``.
     """
     a, c = results["redraw_vs_frozen"], results["algorithm2"]
+    start = "the training chains' buffer" if results.get("init", "noise") != "noise" else "noise"
     print(f"\n(a) latent redrawn every round vs frozen after its first draw, {results['n_samples']} chains "
-          "from noise, same seed")
+          f"from {start}, same seed")
     print(f"  {'chain':<32}{'steps':>9}{'FD':>10}{'confidence':>12}{'coverage':>10}")
     for key, label in (("redraw", "Gibbs-Langevin (z redrawn)"), ("frozen", "z frozen after the first draw")):
         r = a[key]
@@ -256,6 +304,10 @@ def main(argv=None):
     parser.add_argument("--out-dir", default="results/latent_evidence")
     parser.add_argument("--judge-dir", default="results/judge", help="where judges are cached")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--init", default="noise", choices=["noise", "buffer", "auto"],
+                        help="where the chains of (a) start (sample()'s init)")
+    parser.add_argument("--dequantised", action="store_true",
+                        help="a model fitted by dequantised_pixels.py (integer pixel levels plus noise)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -270,13 +322,22 @@ def main(argv=None):
         parser.error(f"{args.model} holds a tabular model (image_shape=None); this benchmark judges image models")
     if est.n_features_in_ != data.X_test.shape[1]:
         parser.error(f"the model has {est.n_features_in_} features, {args.dataset} {data.X_test.shape[1]}")
+    upper = pixel_upper_bound(est)
+    if not args.dequantised and upper > 1.5:
+        parser.error(f"{args.model} was fitted on pixels up to {upper:.4g}, not the loader's [0, 1]; "
+                     "for a model of dequantised_pixels.py pass --dequantised")
+    # The samplers' measurements see the model in the loader's units; the metrics that take the
+    # fitted estimator itself get the test images in the model's units.
+    view = DequantisedPixels(est, PIXEL_LEVELS[args.dataset]) if args.dequantised else est
+    rows = view.to_model if args.dequantised else np.asarray
     judge = load_judge(args.dataset, data, args.judge_dir)
     reference, labels = data.X_test[: args.n_reference], data.y_test[: args.n_reference]
     n, seed = args.n_samples, args.seed
     budget = dict(gibbs_steps=args.gibbs_steps, langevin_steps=args.langevin_steps)
     distance_gibbs, distance_langevin = parse_budget(args.distance_budget)
-    settings = est.sampling_settings(**budget, init="noise")
-    results = {"model": args.model, "estimator": type(est).__name__, "updates": est.n_iter_,
+    settings = est.sampling_settings(**budget, init=args.init)
+    results = {"model": args.model, "estimator": type(est).__name__,
+               "updates": est.n_iter_, "init": args.init, "dequantised": args.dequantised,
                "dataset": args.dataset, "n_samples": n, "n_reference": len(reference), "seed": seed,
                "sampler": {"gibbs_steps": settings.n_gibbs, "langevin_steps": settings.n_langevin,
                            "step_size": settings.step_size, "temperature": settings.temperatures(est.module_)[0],
@@ -285,14 +346,16 @@ def main(argv=None):
     print(f"{type(est).__name__} at update {est.n_iter_}; judge test accuracy {results['judge_test_accuracy']:.4f}",
           flush=True)
 
-    results["redraw_vs_frozen"], samples = redraw_against_frozen(est, judge, reference, n, seed, **budget)
-    starts = {"noise": None, "data": reference[: args.n_chains]}
+    results["redraw_vs_frozen"], samples = redraw_against_frozen(view, judge, reference, n, seed, init=args.init,
+                                                                 **budget)
+    starts = {"noise": None, "data": rows(reference[: args.n_chains])}
     results["chain_distance"] = chain_distances(est, args.n_chains, starts, distance_gibbs, distance_langevin, seed)
-    # The redrawing chains of (a) are the chains from noise of (c): the same seed and budget.
-    results["algorithm2"] = algorithm2_chains(est, judge, reference, labels, n, seed, noise_samples=samples["redraw"],
+    # From noise, the redrawing chains of (a) are the chains from noise of (c): the same seed and budget.
+    from_noise = samples["redraw"] if args.init == "noise" else None
+    results["algorithm2"] = algorithm2_chains(view, judge, reference, labels, n, seed, noise_samples=from_noise,
                                               **budget)
-    results["latent_usage"] = latent_usage(est, reference).to_dict()
-    results["redraw_shift"] = redraw_shift(est, reference, random_state=seed).to_dict()
+    results["latent_usage"] = latent_usage(est, rows(reference)).to_dict()
+    results["redraw_shift"] = redraw_shift(est, rows(reference), random_state=seed).to_dict()
     print_report(results)
 
     name = args.name or Path(args.model).stem

@@ -162,3 +162,58 @@ def test_a_tabular_model_is_refused(bench, tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main([str(tmp_path / "table.joblib"), "--dataset", "digits", "--judge-dir", str(tmp_path)])
     assert "tabular model" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def dequantised(_one_torch_thread):
+    """A tiny NNEFH on digits as dequantised_pixels.py gives them (levels 0..16 plus noise), with a buffer."""
+    data = load_digits()
+    rng = np.random.RandomState(0)
+    X = np.round(data.X_train[:256] * 16) + rng.uniform(size=(256, 64))
+    est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=2, langevin_steps=3, max_iter=3,
+                replay_buffer=64, random_state=0).fit(X)
+    return data, est
+
+
+def test_a_dequantised_model_is_seen_in_the_loaders_units(dequantised, fitted, bench):
+    data, est = dequantised
+    view = bench.DequantisedPixels(est, 16)
+    rows = data.X_test[:5]
+    np.testing.assert_allclose(view.to_model(rows), rows * 16 + 0.5)
+    np.testing.assert_allclose(view.to_loader(view.to_model(rows)), rows)
+    raw = est.sample(6, X=rows[:2].repeat(3, 0) * 16 + 0.5, init="noise", random_state=0)
+    mapped = view.sample(X=rows[:2].repeat(3, 0), init="noise", random_state=0)
+    np.testing.assert_allclose(mapped, np.clip((raw - 0.5) / 16, 0, 1))
+    assert mapped.min() >= 0.0 and mapped.max() <= 1.0
+    frames = view.sample_chains(X=rows[:2], init="noise", random_state=0)
+    np.testing.assert_allclose(frames[:, -1], view.sample(X=rows[:2], init="noise", random_state=0))
+    # Levels up to 17 (16 plus the noise), against the loader's pixels in [0, 1].
+    assert bench.pixel_upper_bound(est) > 16 and bench.pixel_upper_bound(fitted[2]) == pytest.approx(1)
+
+
+def test_the_benchmark_reads_a_dequantised_model_from_its_buffer(dequantised, fitted, bench, tmp_path):
+    data, est = dequantised
+    _, judge, _ = fitted
+    judge.save(tmp_path / "judges" / "digits.pt")
+    joblib.dump(est, tmp_path / "deq.joblib")
+    common = ["--dataset", "digits", "--n-samples", "20", "--n-reference", "30", "--n-chains", "8",
+              "--distance-budget", "2x3", "--judge-dir", str(tmp_path / "judges"), "--out-dir", str(tmp_path / "out")]
+    # Its pixels are levels up to 17, not the loader's [0, 1]: judged as they are, they would mislead.
+    with pytest.raises(SystemExit):
+        bench.main([str(tmp_path / "deq.joblib"), *common])
+    results = bench.main([str(tmp_path / "deq.joblib"), "--dequantised", "--init", "buffer", *common])
+    assert results["init"] == "buffer" and results["dequantised"]
+    # (a) runs sample()'s budget from the buffer: M x L redrawn against one round of M * L.
+    settings = est.sampling_settings(init="buffer")
+    redraw, frozen = results["redraw_vs_frozen"]["redraw"], results["redraw_vs_frozen"]["frozen"]
+    assert (redraw["gibbs_steps"], redraw["langevin_steps"]) == (settings.n_gibbs, settings.n_langevin)
+    assert frozen["total_langevin_steps"] == settings.n_gibbs * settings.n_langevin
+    # The metrics on the fitted model get the test images in its own units.
+    rows = data.X_test[:30] * 16 + 0.5
+    assert results["redraw_shift"]["row_distance"] == pytest.approx(
+        bench.redraw_shift(est, rows, random_state=0).row_distance)
+    assert results["latent_usage"] == bench.latent_usage(est, rows).to_dict()
+    # Both chains of (a) start from the buffer, the redrawing one as sample() does.
+    view = bench.DequantisedPixels(est, 16)
+    _, samples = bench.redraw_against_frozen(view, judge, data.X_test[:30], 20, 0, init="buffer")
+    np.testing.assert_array_equal(samples["redraw"], view.sample(20, init="buffer", random_state=0))
