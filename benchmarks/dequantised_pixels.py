@@ -9,7 +9,8 @@ the integer pixel values (without it, pixels that are 0 in every image leave dir
 without variance, where a density is a spike). For
 each model it prints and writes to ``<out>/<name>.json``: the held-out mean log-likelihood in
 nats per image, log Z bracketed by forward and reverse AIS (``--steps`` each way) with the
-forward run's effective sample size, and the fit time; ``GaussianMixture`` (full covariances,
+forward run's effective sample size, the fit time and the training chains' acceptance (by
+tenth of the fit: chains that stall leave a density AIS cannot estimate); ``GaussianMixture`` (full covariances,
 components by BIC) beside them.
 
     python benchmarks/dequantised_pixels.py                      # about 6 minutes on one thread
@@ -90,7 +91,8 @@ def skefh_model(name: str, X_train, X_test, steps, seed: int, max_iter=None, tem
     est = make_model(name, seed, max_iter, temperature, preset, overrides)
     start = time.perf_counter()
     est.fit(X_train)
-    record = {"fit_seconds": time.perf_counter() - start, "updates": int(est.n_iter_), "brackets": []}
+    record = {"fit_seconds": time.perf_counter() - start, "updates": int(est.n_iter_), "brackets": [],
+              "chain_acceptance": acceptance_by_tenth(est.history_)}
     if save_path is not None:  # before the estimates: the pickle is the model as fitted
         import joblib
 
@@ -108,6 +110,14 @@ def skefh_model(name: str, X_train, X_test, steps, seed: int, max_iter=None, tem
         })
     record["log_likelihood"] = record["brackets"][-1]["log_likelihood"]
     return record
+
+
+def acceptance_by_tenth(history) -> list:
+    """Mean acceptance of the training chains' Metropolis-adjusted proposals over each tenth of the
+    fit (NaN, written null, for unadjusted chains): where the chains stalled, if they did."""
+    rates = np.array([r.get("acceptance", np.nan) for r in history if "event" not in r], dtype=float)
+    tenths = np.array_split(rates, min(10, len(rates))) if len(rates) else []
+    return [None if np.all(np.isnan(t)) else float(np.nanmean(t)) for t in tenths]
 
 
 def grid_search(X_train, X_test, components, seed: int, max_iter=None, temperature=None, preset=None,
@@ -166,6 +176,8 @@ def main(argv=None) -> dict:
         record = results["models"][name] = skefh_model(name, X_train, X_test, steps, args.seed, args.max_iter,
                                                        args.temperature, save_path, args.preset, overrides)
         print(f"{name}: fit {record['fit_seconds']:.0f} s ({record['updates']} updates)", flush=True)
+        rates = ", ".join("n/a" if a is None else f"{a:.3f}" for a in record["chain_acceptance"])
+        print(f"  training chains' acceptance by tenth of the fit: {rates}", flush=True)
         for b in record["brackets"]:
             width = "n/a" if b["width"] is None else f"{b['width']:.2f}"
             print(f"  {b['steps']} steps: log Z {b['log_partition']:.2f}, bracket width {width} nats, "

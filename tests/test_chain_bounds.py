@@ -200,3 +200,24 @@ def test_every_latent_draw_of_training_negatives_sees_a_state_in_the_box(monkeyp
     training_negatives(model, x_pos, settings_, data_fraction=0.5, x_init=x_init,
                        generator=torch.Generator().manual_seed(1))
     assert len(seen) >= 3 and max(seen) <= 1.0
+
+
+@pytest.mark.parametrize("cls", [NNEFH, EBM], ids=lambda c: c.__name__)
+def test_noisy_training_images_stay_on_the_box_of_metropolis_adjusted_chains(cls, digits, monkeypatch):
+    """Adjusted chains sample the density on the box, so the noisy positives are kept on it too;
+    clipped (unadjusted) chains leave them as they are."""
+    from skefh.samplers.replay import TrainingSampler
+
+    seen = []
+    real = TrainingSampler.__call__
+
+    def recording(self, model, x_pos, generator=None):
+        seen.append(float(x_pos.abs().max()))
+        return real(self, model, x_pos, generator)
+
+    monkeypatch.setattr(TrainingSampler, "__call__", recording)
+    _tiny(cls, metropolis=True, data_noise=0.5).fit(digits)
+    assert seen and max(seen) <= 1.1 + 1e-6  # the "auto" box: [-1, 1] widened by 5 % a side
+    seen.clear()
+    _tiny(cls, data_noise=0.5).fit(digits)
+    assert max(seen) > 1.5

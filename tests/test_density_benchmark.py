@@ -97,5 +97,8 @@ def test_the_dequantised_pixels_benchmark_fits_a_presets_image_models(tmp_path, 
     saved = joblib.load(tmp_path / "t-nnefh.joblib")
     assert saved.image_shape_ == (1, 8, 8) and saved.spectral_norm and saved.n_iter_ == 3
     assert saved.n_filters == 4  # --set overrides the preset
+    rates = report["models"]["nnefh"]["chain_acceptance"]  # the preset's chains are Metropolis-adjusted
+    assert len(rates) == 3 and all(0.0 <= a <= 1.0 for a in rates)
+    assert np.mean(rates) == pytest.approx(np.mean([r["acceptance"] for r in saved.history_]))
     (bracket,) = report["models"]["nnefh"]["brackets"]
     assert math.isfinite(bracket["log_likelihood"]) and math.isfinite(bracket["log_partition_upper"])

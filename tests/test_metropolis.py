@@ -96,3 +96,29 @@ def test_gibbs_mala_samples_the_nnefh_marginal_at_a_large_step(seed):
     assert stats.kstest(adjusted["x"][:, 0].numpy(), cdf).pvalue > 1e-3
     assert stats.kstest(chains(False)["x"][:, 0].numpy(), cdf).pvalue < 1e-6
     assert 0.3 < float(adjusted["acceptance"]) <= 1.0
+
+
+@pytest.mark.parametrize("step_size, stalls", [(1e-3, False), (50.0, True)])
+def test_fit_warns_when_its_training_chains_stall(step_size, stalls):
+    """Chains that accept almost nothing are reported with the measured rate; healthy ones are not."""
+    import warnings
+
+    from sklearn.datasets import make_moons
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skefh import NNEFH
+
+    X = make_moons(200, noise=0.05, random_state=0)[0]
+    est = NNEFH(n_components=8, n_statistics=8, metropolis=True, step_size=step_size, log_partition=None,
+                max_iter=20, random_state=0, verbose=-1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X)
+    stalled = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    rates = [r["acceptance"] for r in est.history_]
+    assert all(0.0 <= a <= 1.0 for a in rates)
+    if stalls:
+        assert len(stalled) == 1 and max(rates[-2:]) < 0.1
+        assert f"{sum(rates[-2:]) / 2:.1%}" in str(stalled[0].message)
+    else:
+        assert not stalled and min(rates) > 0.5

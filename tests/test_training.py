@@ -1,6 +1,7 @@
 """The contrastive training loop, its callbacks and checkpoints."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -68,6 +69,56 @@ def test_history_records_the_documented_fields():
     record = trainer.history[-1]
     assert record["energy_gap"] == pytest.approx(record["energy_data"] - record["energy_samples"])
     assert 0.0 <= record["posterior_data"] <= 1.0
+    # Unadjusted chains have no acceptance to report.
+    assert all(math.isnan(r["acceptance"]) and math.isnan(r["jump_acceptance"]) for r in trainer.history)
+
+
+@pytest.mark.parametrize("data_bounds", [None, (-1.0, 1.0), (torch.full((4,), -1.0), torch.full((4,), 1.0))])
+def test_noisy_positives_are_reflected_into_the_density_box(data_bounds):
+    # Data at the box's faces, noise of a quarter of its width: without bounds about half the noisy
+    # positives leave the box; with them none do, and those inside are left as they were.
+    seen = []
+
+    def draw(model, x_pos, generator):
+        seen.append(x_pos.clone())
+        return sample_from_noise(model, len(x_pos), GibbsLangevinSettings(1, 1, 0.1, 0.01), generator=generator)
+
+    data = torch.tensor([[-1.0, 1.0, 0.0, 3.0]]).repeat(400, 1)
+    trainer = _trainer(tiny_nnefh(4, 4, 5).float(), sampler=draw, data_noise=0.5, data_bounds=data_bounds)
+    trainer.fit(data, n_updates=4, batch_size=200)
+    x = torch.cat(seen)  # 800 noisy rows: the means below have standard errors of 0.01 to 0.02
+    outside = ((x < -1) | (x > 1))[:, :3].float().mean(0)
+    if data_bounds is None:
+        assert 0.4 < float(outside[0]) < 0.6 and 0.4 < float(outside[1]) < 0.6
+    else:
+        assert float(outside.max()) == 0.0
+        # Reflection at the face: the noisy -1 column is |noise| above it, a half-normal of mean 0.5 sqrt(2 / pi).
+        assert float((x[:, 0] + 1).mean()) == pytest.approx(0.5 * math.sqrt(2 / math.pi), abs=0.05)
+    # The middle column's noise stays symmetric and untouched either way (its faces are two sds
+    # away), and a value outside the box before the noise is left where the noise puts it.
+    assert float(x[:, 2].std()) == pytest.approx(0.5, abs=0.06)
+    assert float(x[:, 3].mean()) == pytest.approx(3.0, abs=0.08)
+    assert float(x[:, 3].std()) == pytest.approx(0.5, abs=0.06)
+
+
+@pytest.mark.parametrize("step_size, low, high", [(1e-3, 0.6, 1.0), (30.0, 0.0, 0.2)])
+def test_history_records_the_training_chains_acceptance(step_size, low, high):
+    # Metropolis-adjusted chains accept most small steps and refuse most huge ones, and the
+    # record is the sampler's own figure.
+    model = tiny_nnefh(3, 4, 5).double()
+    settings = GibbsLangevinSettings(2, 3, step_size, 1.0, metropolis=True)
+    reported = []
+
+    def draw(model, x_pos, generator):
+        out = sample_from_noise(model, len(x_pos), settings, generator=generator)
+        reported.append(float(out["acceptance"]))
+        return out
+
+    trainer = _trainer(model, sampler=draw)
+    trainer.fit(torch.randn(64, 3, dtype=torch.float64), n_updates=3, batch_size=32)
+    recorded = [r["acceptance"] for r in trainer.history]
+    assert recorded == pytest.approx(reported)
+    assert all(low <= a <= high for a in recorded)
 
 
 def test_trainer_state_resumes_bit_identically():

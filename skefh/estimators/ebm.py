@@ -141,7 +141,11 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         "auto": "cosine" for images, "constant" for tabular data (``image_shape_`` None).
         How the learning rate falls over ``max_iter`` updates of ``fit`` ("cosine" anneals to 0).
     data_noise : float, default=0.03
-        Standard deviation of the Gaussian noise added to each data batch.
+        Standard deviation of the Gaussian noise added to each data batch, in working units
+        (images in [-1, 1]). With Metropolis-adjusted chains in a box (``metropolis=True`` and
+        ``chain_bounds`` set) noisy rows are reflected back into the box, the density's support.
+        The noise also bounds how sharp the learnt density gets, and so how small the chains'
+        ``step_size`` must be for them to keep accepting their moves.
     max_grad_norm : float or None, default=1.0
         Clip the parameter-gradient norm of each update.
     energy_l2 : float, default=0.0

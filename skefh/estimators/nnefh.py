@@ -165,7 +165,11 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         "auto": "cosine" (images and tabular data).
         How the learning rate falls over ``max_iter`` updates of ``fit`` ("cosine" anneals to 0).
     data_noise : float, default=0.03
-        Standard deviation of the Gaussian noise added to each data batch.
+        Standard deviation of the Gaussian noise added to each data batch, in working units
+        (images in [-1, 1]). With Metropolis-adjusted chains in a box (``metropolis=True`` and
+        ``chain_bounds`` set) noisy rows are reflected back into the box, the density's support.
+        The noise also bounds how sharp the learnt density gets, and so how small the chains'
+        ``step_size`` must be for them to keep accepting their moves.
     max_grad_norm : float or None, default=1.0
         Clip the parameter-gradient norm of each update.
     energy_l2 : float, default=0.0
@@ -305,7 +309,9 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         ``posterior_data`` (mean posterior activation on the data batch), ``latent_varying``,
         ``latent_always_on``, ``latent_always_off`` (shares of latent units whose posterior
         varies, with a standard deviation of at least 0.1, across the data batch, or is on or
-        off for every row of it), ``lr``, ``seconds``.
+        off for every row of it), ``acceptance`` (share of the training chains' Metropolis-adjusted
+        Langevin proposals accepted; NaN for unadjusted chains), ``jump_acceptance`` (share of
+        mode jumps accepted; NaN without them), ``lr``, ``seconds``.
         With ``on_divergence="restore"``, each restore adds a record with ``event="restored"``,
         the ``update`` that diverged, the ``reason``, the new ``lr_scale``, and the update it
         went back to (``restored_to``); the records of the discarded updates are dropped.

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..nn.base import EnergyModel, sampling_mode
+from ..samplers.langevin import fold_into_box
 from .callbacks import Callback
 
 __all__ = ["ContrastiveTrainer", "NegativeSampler", "VARYING_STD", "latent_batch_usage", "lr_factor"]
@@ -105,6 +106,12 @@ class ContrastiveTrainer:
     data_noise : float, default=0.0
         Standard deviation of Gaussian noise added to each positive batch (Nijkamp et al. 2020,
         appendix C: without it constant-background pixels get runaway low energy).
+    data_bounds : (low, high), optional
+        The box the model's density lives on (its chains' box, when they are Metropolis-adjusted
+        and so sample the density restricted to it): noisy positives are reflected into it at
+        the face they crossed (coordinates that were outside it before the noise are left as they
+        are). Positives outside the density's support could never be matched by its samples, and
+        the gradient would keep lowering the energy at the faces.
     max_grad_norm : float or None, default=None
         Clip the parameter-gradient norm (``torch.nn.utils.clip_grad_norm_``).
     energy_l2 : float, default=0.0
@@ -145,6 +152,7 @@ class ContrastiveTrainer:
         generator: Optional[torch.Generator] = None,
         data_generator: Optional[torch.Generator] = None,
         data_noise: float = 0.0,
+        data_bounds: Optional[tuple] = None,
         max_grad_norm: Optional[float] = None,
         energy_l2: float = 0.0,
         latent_l2: float = 0.0,
@@ -165,6 +173,7 @@ class ContrastiveTrainer:
         self.generator = generator
         self.data_generator = data_generator if data_generator is not None else torch.Generator()
         self.data_noise = float(data_noise)
+        self.data_bounds = data_bounds
         self.max_grad_norm = max_grad_norm
         self.energy_l2 = float(energy_l2)
         self.latent_l2 = float(latent_l2)
@@ -220,7 +229,15 @@ class ContrastiveTrainer:
             noise = torch.randn(
                 x_pos.shape, generator=self.generator, device=x_pos.device, dtype=x_pos.dtype
             )
-            x_pos = x_pos + self.data_noise * noise
+            noisy = x_pos + self.data_noise * noise
+            if self.data_bounds is not None:
+                low, high = self.data_bounds
+                # Once reflected, a coordinate lies in the box unless it overshot by more than
+                # its width (not at any sensible noise level): those are clipped. Values that lay
+                # outside the box before the noise (a box narrower than the data) are left alone.
+                folded = torch.clamp(fold_into_box(noisy, low, high)[0], low, high)
+                noisy = torch.where((x_pos >= low) & (x_pos <= high), folded, noisy)
+            x_pos = noisy
         z_pos, probs = self._positive_latent(x_pos)
         negatives = self.negative_sampler(self.model, x_pos, self.generator)
         if "xs" in negatives:
@@ -269,10 +286,14 @@ class ContrastiveTrainer:
             negatives["x"].min().double(), negatives["x"].max().double(),
             probs.mean().double() if probs is not None else nan,
             *(u.double() for u in usage),
+            # NaN for unadjusted chains: the share of Metropolis-adjusted proposals accepted, the
+            # first sign of chains that have stalled while the density sharpened under them.
+            torch.as_tensor(negatives.get("acceptance", nan), device=loss.device).double(),
+            torch.as_tensor(negatives.get("jump_acceptance", nan), device=loss.device).double(),
         ]).tolist()
         keys = ("loss", "energy_data", "energy_samples", "energy_gap", "grad_norm", "langevin_grad_norm",
                 "chain_min", "chain_max", "posterior_data", "latent_varying", "latent_always_on",
-                "latent_always_off")
+                "latent_always_off", "acceptance", "jump_acceptance")
         record = {
             "update": self.n_updates,
             **dict(zip(keys, values)),
