@@ -163,7 +163,7 @@ class NeuralStatisticsMixin:
                 "small images (measured on 8x8 digits). On 28x28 images its chains stall as the "
                 "density sharpens; the NN-EFH of that preset with data_noise=0.1, step_size=0.002, "
                 "replay_buffer=512 and replay_reinit=0 kept them moving, and AIS on its Fashion-MNIST "
-                "density had 57 % effective chains (its bracket still 177 nats wide; the EBM is "
+                "density had many effective chains, though its bracket stayed wide (the EBM is "
                 "untried there). Both come at the cost of noisier "
                 "samples (see the likelihood page of the docs); the GRBM's score works on images at "
                 "its defaults, and for small images so does this model fitted as a table "
