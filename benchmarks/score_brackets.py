@@ -6,8 +6,12 @@ rows of the data (``skefh.samplers.reverse_annealed_importance_sampling``: bidir
 Carlo with the data standing in for the model's samples, so the upper end is a diagnostic, not a
 guarantee) and from the model's own ``sample`` output. It reports each log Z with its standard
 error and effective sample size, the bracket's width in nats and in bits per dimension, the
-kernel lower bound, and the held-out log-likelihood each end implies. Writes
-``<out>/<name>.json``.
+kernel lower bound, and the held-out log-likelihood each end implies. With
+``--kernel-variances`` it also reports, for each kernel variance, the two estimates of log Z that
+need no chain (``skefh.samplers.kernel_log_weights`` on the rows the model keeps for its bound,
+truncated to its box where it has one): the Jensen bound (the mean log-weight) and the
+importance-sampling estimate (the log of the mean weight); an AIS estimate below either has
+missed mass near the data. ``--steps ""`` skips AIS. Writes ``<out>/<name>.json``.
 
     python benchmarks/defaults.py --dataset digits --save-models
     python benchmarks/score_brackets.py results/defaults/digits-*.joblib --dataset digits
@@ -23,8 +27,10 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import torch
 
 from skefh.datasets import load_dataset
+from skefh.samplers import kernel_log_weights
 
 
 def bracket(est, start_rows, n_steps: int, seed: int) -> dict:
@@ -40,6 +46,24 @@ def bracket(est, start_rows, n_steps: int, seed: int) -> dict:
             "width_nats": width, "width_bits_per_dim": width / (math.log(2) * est.n_features_in_)}
 
 
+def kernel_estimates(est, variances, n_samples: int, seed: int) -> dict:
+    """Chain-free estimates of log Z from kernels on the rows ``est`` keeps for its bound."""
+    dtype = next(est.module_.parameters()).dtype
+    centres = est._to_tensor(est._bound_rows).to(dtype)  # in the input shape the network takes
+    box = est._density_box(dtype)
+    tau = est.module_.temperature
+    estimates = {}
+    for variance in variances:
+        generator = torch.Generator(device=est.device_).manual_seed(seed)
+        weights = kernel_log_weights(est._working_log_density, centres, variance * tau, n_samples,
+                                     generator=generator, bounds=box)
+        estimates[str(variance)] = {
+            "jensen": float(weights.mean()), "jensen_std": float(weights.std() / math.sqrt(n_samples)),
+            "importance": float(torch.logsumexp(weights, 0) - math.log(n_samples)),
+        }
+    return estimates
+
+
 def _summary(result, seconds) -> dict:
     return {"log_z": result.log_z, "std": result.log_z_std, "ess": result.ess, "n_chains": result.n_chains,
             "acceptance": result.acceptance, "seconds": seconds}
@@ -51,6 +75,9 @@ def main(argv=None):
     parser.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist", "mnist"])
     parser.add_argument("--chains", type=int, default=64)
     parser.add_argument("--steps", default="1000", help="comma-separated AIS step counts")
+    parser.add_argument("--kernel-variances", default="",
+                        help="comma-separated kernel variances (times the temperature) for chain-free estimates")
+    parser.add_argument("--kernel-samples", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None)
     parser.add_argument("--out-dir", default="results/score_brackets")
@@ -68,7 +95,13 @@ def main(argv=None):
         unnormalised = est.set_params(log_partition=None).score_samples(held_out).mean()
         rows = {"kernel_lower_bound": est._kernel_lower_bound(), "held_out_unnormalised": float(unnormalised),
                 "brackets": {}}
-        for n_steps in (int(s) for s in args.steps.split(",")):
+        if args.kernel_variances:
+            variances = [float(v) for v in args.kernel_variances.split(",")]
+            rows["kernel_estimates"] = kernel_estimates(est, variances, args.kernel_samples, args.seed)
+            for variance, k in rows["kernel_estimates"].items():
+                print(f"{name}: kernel variance {variance}: Jensen bound {k['jensen']:.2f} ± {k['jensen_std']:.2f}, "
+                      f"importance estimate {k['importance']:.2f}", flush=True)
+        for n_steps in (int(s) for s in args.steps.split(",") if s):
             for start_name, start in (("data", train_rows), ("samples", own)):
                 b = bracket(est, start, n_steps, args.seed)
                 b["held_out_score"] = {end: float(unnormalised - b[end]["log_z"]) for end in ("forward", "reverse")}

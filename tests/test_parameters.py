@@ -6,6 +6,8 @@ call; ``sample`` draws with the sampler the model was last trained with, and its
 arguments are how to change that at sample time. Arguments a method cannot use raise.
 """
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -151,9 +153,9 @@ def test_the_likelihood_verdict_does_not_depend_on_the_rows_scored_first(monkeyp
     centres = []
     real = _likelihood.kernel_lower_bound
 
-    def recording(log_density, rows, variance, *, generator):
+    def recording(log_density, rows, variance, **kwargs):
         centres.append(rows.clone())
-        return real(log_density, rows, variance, generator=generator)
+        return real(log_density, rows, variance, **kwargs)
 
     monkeypatch.setattr(_likelihood, "kernel_lower_bound", recording)
     params = {**TINY, "log_partition": "auto", "ais_chains": 4, "ais_steps": 5, "temperature": 1.0}
@@ -168,6 +170,34 @@ def test_the_likelihood_verdict_does_not_depend_on_the_rows_scored_first(monkeyp
     for a, b in zip(centres[:3], centres[3:]):
         assert torch.equal(a, b)
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("cls", [NNEFH, EBM])
+def test_the_lower_bound_of_a_density_in_a_box_is_computed_in_that_box(cls, monkeypatch):
+    """A density restricted to the chains' box is checked against a kernel bound whose kernels
+    are truncated to that box (its samples would otherwise bound the unrestricted density); an
+    unboxed one against plain kernels."""
+    from skefh.estimators import _likelihood
+
+    boxes = []
+    real = _likelihood.kernel_lower_bound
+
+    def recording(log_density, rows, variance, **kwargs):
+        boxes.append(kwargs.get("bounds"))
+        return real(log_density, rows, variance, **kwargs)
+
+    monkeypatch.setattr(_likelihood, "kernel_lower_bound", recording)
+    params = {**(TINY if cls is NNEFH else TINY_EBM), "temperature": 1.0, "step_size": 0.01}
+    boxed = cls(**params, metropolis=True, chain_bounds="auto").fit(X)
+    bound = boxed._kernel_lower_bound()
+    low, high = boxed._density_box()
+    assert len(boxes) == 3 and all(b is not None for b in boxes)
+    for b in boxes:
+        assert torch.equal(b[0], low) and torch.equal(b[1], high)
+    assert bound is not None and math.isfinite(bound)
+    boxes.clear()
+    cls(**params, metropolis=False, chain_bounds=None).fit(X)._kernel_lower_bound()
+    assert boxes == [None, None, None]
 
 
 @pytest.mark.parametrize(

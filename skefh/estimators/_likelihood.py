@@ -133,19 +133,25 @@ class LikelihoodMixin:
         """The unnormalised log-density in working units whose normaliser is log Z."""
         return self.module_.log_density(x)
 
+    def _density_box(self, dtype=torch.float32):
+        """The box the scored density lives on, in working units, or None for all of R^D."""
+        return None
+
     def _kernel_lower_bound(self) -> float | None:
         """Largest over kernel variances of (bound - 3 standard errors), centred on the training
-        rows kept by :meth:`_remember_bound_rows` (None without them); see
-        :func:`skefh.samplers.kernel_lower_bound`."""
+        rows kept by :meth:`_remember_bound_rows` (None without them), with kernels truncated to
+        the density's box where it has one; see :func:`skefh.samplers.kernel_lower_bound`."""
         if self._bound_rows is None:
             return None
         dtype = next(self.module_.parameters()).dtype
         centres = self._to_tensor(self._bound_rows).to(dtype)
         generator = torch.Generator(device=self.device_).manual_seed(self._fit_seed() + 11)
         tau = self.module_.temperature
+        box = self._density_box(dtype)
         bounds = []
         for scale in self._bound_variances:
-            value, std = kernel_lower_bound(self._working_log_density, centres, scale * tau, generator=generator)
+            value, std = kernel_lower_bound(self._working_log_density, centres, scale * tau, generator=generator,
+                                            bounds=box)
             bounds.append(value - 3.0 * std)
         return max(bounds)
 

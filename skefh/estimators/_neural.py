@@ -116,11 +116,6 @@ class NeuralStatisticsMixin:
         inside = np.all((working >= low) & (working <= high), axis=1)
         return np.where(inside, values, -np.inf)  # no mass outside the box
 
-    def _kernel_lower_bound(self):
-        # The kernel density's samples fall outside the box, where the restricted density is 0:
-        # the bound is then -inf, no check at all.
-        return None if self._density_box() is not None else super()._kernel_lower_bound()
-
     def _reverse_start(self, rows: torch.Tensor) -> torch.Tensor:
         box = self._density_box(rows.dtype)
         return rows if box is None else torch.minimum(torch.maximum(rows, box[0]), box[1])
@@ -159,15 +154,13 @@ class NeuralStatisticsMixin:
             return (
                 " Image models trained on unadjusted chains (as at the defaults) have densities far "
                 f"too peaked for AIS. The preset skefh.presets.make_estimator('{model}', 'density') "
-                "trains an image model whose chains sample its density and whose score works on "
-                "small images (measured on 8x8 digits). On 28x28 images its chains stall as the "
-                "density sharpens; the NN-EFH of that preset with data_noise=0.1, step_size=0.002, "
-                "replay_buffer=512 and replay_reinit=0 kept them moving, and AIS on its Fashion-MNIST "
-                "density had many effective chains, though its bracket stayed wide (the EBM is "
-                "untried there). Both come at the cost of noisier "
-                "samples (see the likelihood page of the docs); the GRBM's score works on images at "
-                "its defaults, and for small images so does this model fitted as a table "
-                "(image_shape=None) on dequantised pixels (integer values plus uniform noise in [0, 1))."
+                "trains an image model whose chains sample its density and whose score works, at "
+                "the cost of noisier samples: the NN-EFH's on 8x8 digits and on 28x28 Fashion-MNIST "
+                "(where its log Z bracket is wide), the EBM's on 8x8 digits only (on Fashion-MNIST "
+                "its AIS failed); the GRBM's score works on images at its defaults, and for small "
+                "images so does this model fitted as a table (image_shape=None) on dequantised "
+                "pixels (integer values plus uniform noise in [0, 1)). See the likelihood page of "
+                "the docs."
             )
         return (
             " On a small table, fewer updates (max_iter) give a smoother density whose log Z is "

@@ -192,7 +192,8 @@ class TrainingMixin:
             "The fit's gradient was biased, sample() starts from stale chains, and score()'s AIS is likely to "
             "fail. Smaller steps alone let the density sharpen further; the noise added to the data "
             f"(data_noise, now {self.data_noise:g}) bounds how sharp it gets. On 28x28 images "
-            "data_noise=0.1 with step_size=0.002 kept the chains moving (the likelihood page of the "
-            "docs). history_['acceptance'] shows when the chains stalled.",
+            "data_noise=0.1 with step_size=0.002 (the NN-EFH's settings in the density preset) kept "
+            "the chains moving (the likelihood page of the docs). history_['acceptance'] shows "
+            "when the chains stalled.",
             ConvergenceWarning, stacklevel=5,  # the caller of fit / partial_fit (through sklearn's wrapper)
         )

@@ -31,6 +31,7 @@ from .ais import (  # noqa: E402
     AISResult,
     annealed_importance_sampling,
     grbm_exact_log_partition,
+    kernel_log_weights,
     kernel_lower_bound,
     linear_schedule,
     reverse_annealed_importance_sampling,
@@ -45,6 +46,7 @@ __all__ += [
     "annealed_importance_sampling",
     "grbm_exact_log_partition",
     "kernel_lower_bound",
+    "kernel_log_weights",
     "linear_schedule",
     "reverse_annealed_importance_sampling",
 ]
