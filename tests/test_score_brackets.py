@@ -7,10 +7,10 @@ import joblib
 import pytest
 import torch
 from sklearn.datasets import load_digits
+from test_sample_quality import _benchmark_module
 
 from skefh import NNEFH
 from skefh.samplers import kernel_lower_bound
-from test_sample_quality import _benchmark_module
 
 
 @pytest.mark.parametrize("boxed", [True, False])
