@@ -19,8 +19,8 @@ temperature), chains kept in the pixel range and persistent chains (a replay buf
 ``"cpu-short-run"`` restarts every chain from noise instead (no buffer), so that its models
 generate from noise, and anneals the learning rate to 0 over 4,500 updates; ``"cpu-paper"``
 is the same network size with the paper's sampler and the energy penalty, the baseline of the
-sample-quality benchmark. ``"density"`` trains an NN-EFH and an EBM of small images whose ``score``
-can be estimated (log Z by AIS), at the cost of noisy samples.
+sample-quality benchmark. ``"density"`` trains an NN-EFH (of 8x8 or 28x28 images) and an EBM (of
+small images) whose ``score`` can be estimated (log Z by AIS), at the cost of noisy samples.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ SHORT_RUN_TRAINING = dict(learning_rate=2e-4, replay_buffer=0, lr_schedule="cosi
 DENSITY_NETWORK = dict(n_filters=32, n_statistics=128, spectral_norm=True, attention=False, downsample="stride")
 DENSITY_SAMPLER = dict(temperature=1.0, step_size=0.002, metropolis=True, chain_bounds="auto", replay_buffer=512,
                        replay_reinit=0.0, mode_jumps=True, data_noise=0.1)
-#: The EBM's chains and data noise as they were measured on digits (before the NN-EFH's changed).
+#: The EBM's chains as they were measured on digits (before the NN-EFH's changed in 0.15); its
+#: data noise is the estimator's default.
 DENSITY_EBM_SAMPLER = dict(temperature=0.3, step_size=0.003, metropolis=True, chain_bounds="auto",
                            replay_buffer=10_000, mode_jumps=True)
 DENSITY_TRAINING = dict(learning_rate=2e-4, lr_schedule="cosine", max_iter=2000, ais_steps=20_000)
