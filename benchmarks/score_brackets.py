@@ -91,7 +91,8 @@ def main(argv=None):
     for path in args.models:
         est = joblib.load(path)
         name = Path(path).stem
-        own = est.sample(args.chains, random_state=args.seed)
+        steps = [int(s) for s in args.steps.split(",") if s]
+        own = est.sample(args.chains, random_state=args.seed) if steps else None  # reverse-run starts only
         unnormalised = est.set_params(log_partition=None).score_samples(held_out).mean()
         rows = {"kernel_lower_bound": est._kernel_lower_bound(), "held_out_unnormalised": float(unnormalised),
                 "brackets": {}}
@@ -101,7 +102,7 @@ def main(argv=None):
             for variance, k in rows["kernel_estimates"].items():
                 print(f"{name}: kernel variance {variance}: Jensen bound {k['jensen']:.2f} ± {k['jensen_std']:.2f}, "
                       f"importance estimate {k['importance']:.2f}", flush=True)
-        for n_steps in (int(s) for s in args.steps.split(",") if s):
+        for n_steps in steps:
             for start_name, start in (("data", train_rows), ("samples", own)):
                 b = bracket(est, start, n_steps, args.seed)
                 b["held_out_score"] = {end: float(unnormalised - b[end]["log_z"]) for end in ("forward", "reverse")}
