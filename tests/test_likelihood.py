@@ -101,17 +101,29 @@ def test_score_ranks_a_trained_nnefh_above_an_untrained_one():
     assert trained.log_partition_ess_ > 3
 
 
-def test_nnefh_ais_starts_half_its_chains_from_the_training_data():
+def test_nnefh_ais_starts_its_chains_at_mu_at_the_data_moments_and_at_training_rows():
     est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=2,
                 log_partition=None, temperature=0.5, random_state=0, device="cpu").fit(DIGITS_X[:100])
     working = est.range_map_.to_working(DIGITS_X[:100])
     np.testing.assert_allclose(est.data_moments_, [working.mean(0), working.var(0)], rtol=1e-5, atol=1e-7)
     path = est._annealing_path()
-    assert path.means.shape == (2, 1, 8, 8)
+    assert path.means.shape == (102, 1, 8, 8)  # mu, the data's moments, the 100 kept rows
     np.testing.assert_allclose(path.means[1].flatten().cpu(), working.mean(0), rtol=1e-6)
     np.testing.assert_allclose(path.variances[1].flatten().cpu(), working.var(0) + 0.25, rtol=1e-6)
     assert bool((path.means[0] == est.module_.mu).all()) and bool((path.variances[0] == 0.25).all())
-    # A checkpoint from before the data component: the quadratic base alone.
+    np.testing.assert_allclose(path.means[2:].flatten(1).cpu(), est._bound_rows, rtol=1e-6)
+    assert bool((path.variances[2:] == 0.25 * 0.5).all())
+    # a third of the weight each: the two Gaussians, and the kernels together
+    np.testing.assert_allclose(path.weights[:2].cpu(), [1 / 3, 1 / 3])
+    np.testing.assert_allclose(path.weights[2:].cpu(), np.full(100, 1 / 300))
+    chains = path.sample_base(3000, torch.Generator().manual_seed(0)).flatten(1)
+    # a kernel's draws lie about sqrt(64 x 0.125) = 2.8 from its row, the Gaussians' much further
+    at_rows = torch.cdist(chains.double(), path.means[2:].flatten(1).double()).min(1).values < 4.2
+    assert abs(float(at_rows.double().mean()) - 1 / 3) < 0.05
+    # A checkpoint keeps no rows (the first two parts), and one from before the data component
+    # the quadratic base alone.
+    est._bound_rows = None
+    assert est._annealing_path().means.shape == (2, 1, 8, 8) and est._annealing_path().weights is None
     est._load_extra_state({})
     assert est.data_moments_ is None and est._annealing_path().means.shape == (1, 1, 8, 8)
 

@@ -148,7 +148,9 @@ class GaussianMixtureBasePath(_GeometricPath):
     ----------
     model : skefh.nn.NNEFHEnergy
     means, variances : torch.Tensor of shape ``(n_components, *input_shape)``
-        The components' means and per-coordinate variances (> 0); equal mixing weights.
+        The components' means and per-coordinate variances (> 0).
+    weights : torch.Tensor of shape ``(n_components,)``, optional
+        Mixing weights (positive; normalised here); None for equal weights.
     step_size : float, optional
         Initial MALA step size (adapted towards 60 % acceptance); defaults to ``0.01 * tau``.
     n_moves : int, default=1
@@ -160,7 +162,8 @@ class GaussianMixtureBasePath(_GeometricPath):
     log_z0 = 0.0
 
     def __init__(self, model: EnergyModel, means: torch.Tensor, variances: torch.Tensor,
-                 step_size: Optional[float] = None, n_moves: int = 1, bounds: Optional[tuple] = None):
+                 step_size: Optional[float] = None, n_moves: int = 1, bounds: Optional[tuple] = None,
+                 weights: Optional[torch.Tensor] = None):
         shape = tuple(model.input_shape)
         if means.dim() != len(shape) + 1 or tuple(means.shape[1:]) != shape or means.shape != variances.shape:
             raise ValueError(
@@ -172,9 +175,18 @@ class GaussianMixtureBasePath(_GeometricPath):
         self.temperature = float(model.temperature)
         super().__init__(model, step_size if step_size is not None else 0.01 * self.temperature, n_moves)
         self.means, self.variances = means, variances
+        self._expansion = None  # (1 / v, m / v, sum m^2 / v), made on first use by _expanded
         n = means.shape[0]
+        self.weights = None
+        log_weights = torch.full((n,), -math.log(n), dtype=means.dtype, device=means.device)
+        if weights is not None:
+            weights = torch.as_tensor(weights, dtype=torch.float64, device=means.device)
+            if weights.shape != (n,) or not bool(torch.all((weights > 0) & torch.isfinite(weights))):
+                raise ValueError(f"weights must be {n} positive finite numbers, one per component")
+            self.weights = weights / weights.sum()
+            log_weights = torch.log(self.weights).to(means.dtype)
         # log of (mixing weight x Gaussian normaliser), per component
-        self._log_norm = -math.log(n) - 0.5 * (torch.log(2 * math.pi * variances)).flatten(1).sum(1)
+        self._log_norm = log_weights - 0.5 * (torch.log(2 * math.pi * variances)).flatten(1).sum(1)
         self.bounds = None
         if bounds is not None:
             low, high = (torch.as_tensor(b, dtype=means.dtype, device=means.device).expand(shape) for b in bounds)
@@ -197,7 +209,10 @@ class GaussianMixtureBasePath(_GeometricPath):
     def sample_base(self, n, generator):
         k = self.means.shape[0]
         device = self.means.device
-        which = torch.randint(k, (n,), generator=generator, device=device)
+        if self.weights is None:
+            which = torch.randint(k, (n,), generator=generator, device=device)
+        else:
+            which = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         shape = (n, *self.means.shape[1:])
         std = self.variances[which].sqrt()
         if self.bounds is None:
@@ -210,22 +225,52 @@ class GaussianMixtureBasePath(_GeometricPath):
         x = self.means[which] + standard * std
         return torch.minimum(torch.maximum(x, self.bounds[0]), self.bounds[1])  # rounding at the edges
 
+    #: Above this many components the squared distances are expanded into matrix products
+    #: (float64, so that the expansion's cancellation costs nothing): a kernel base of hundreds
+    #: of training rows in hundreds of dimensions then costs two products per evaluation, where
+    #: the (B, K, D) differences below cost ten times the time and their memory. Small mixtures
+    #: (a base of the two Gaussians alone, as for a model loaded from a checkpoint) keep the
+    #: direct form, with which their AIS runs were measured.
+    expand_above = 16
+
+    def _expanded(self):
+        if self._expansion is None:
+            precision = (1.0 / self.variances.double()).flatten(1)  # (K, D)
+            scaled_means = self.means.double().flatten(1) * precision
+            offsets = (scaled_means * self.means.double().flatten(1)).sum(1)  # sum_d m^2 / v
+            self._expansion = precision, scaled_means, offsets
+        return self._expansion
+
     def _component_log_densities(self, x):
-        diff = x.unsqueeze(1) - self.means  # (B, K, *shape)
-        return self._log_norm - (diff.square() / (2 * self.variances)).flatten(2).sum(2), diff
+        """log of (weight x density) of every component at every row: (B, K)."""
+        if self.means.shape[0] <= self.expand_above:
+            diff = x.unsqueeze(1) - self.means  # (B, K, *shape)
+            return self._log_norm - (diff.square() / (2 * self.variances)).flatten(2).sum(2)
+        precision, scaled_means, offsets = self._expanded()
+        flat = x.double().flatten(1)
+        squared = flat.square() @ precision.T - 2.0 * flat @ scaled_means.T + offsets
+        return (self._log_norm.double() - 0.5 * squared).to(x.dtype)
 
     def _log_base(self, x):
-        return torch.logsumexp(self._component_log_densities(x)[0], dim=1)
+        return torch.logsumexp(self._component_log_densities(x), dim=1)
 
     def log_ratio(self, x):
         """log f_1(x) - log f_0(x) = -F(x) / tau - log q(x)."""
         return self.model.log_density(x) - self._log_base(x)
 
     def _base_and_grad(self, x):
-        log_components, diff = self._component_log_densities(x)
+        log_components = self._component_log_densities(x)
         log_q = torch.logsumexp(log_components, dim=1)
-        responsibility = torch.softmax(log_components, dim=1).view(*log_components.shape, *([1] * (x.dim() - 1)))
-        return log_q, -(responsibility * diff / self.variances).sum(1)
+        responsibility = torch.softmax(log_components, dim=1)  # (B, K)
+        if self.means.shape[0] <= self.expand_above:
+            diff = x.unsqueeze(1) - self.means
+            weights = responsibility.view(*responsibility.shape, *([1] * (x.dim() - 1)))
+            return log_q, -(weights * diff / self.variances).sum(1)
+        # grad log q = sum_k r_k (m_k - x) / v_k
+        precision, scaled_means, _ = self._expanded()
+        r = responsibility.double()
+        grad = r @ scaled_means - x.double().flatten(1) * (r @ precision)
+        return log_q, grad.to(x.dtype).view(x.shape)
 
 
 class BoxPath(_GeometricPath):
