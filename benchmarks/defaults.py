@@ -138,7 +138,8 @@ def main(argv=None):
               "coverage {coverage:.2f}".format(**info["samples_after_pickle"]), flush=True)
         if "latent" in info:
             print("  latent: {varying_std:.1%} of units vary (std >= 0.1), {always_on:.1%} always on, "
-                  "{always_off:.1%} always off; posterior std {posterior_std:.3g}".format(**info["latent"]), flush=True)
+                  "{always_off:.1%} always off; posterior std {posterior_std:.3g}; logit dimension "
+                  "{logit_dimension:.1f}".format(**info["latent"]), flush=True)
         if "score" in info:
             outcome = info["score"]
             print(f"  score: {outcome['score']}" if outcome["error"] is None

@@ -283,7 +283,8 @@ def print_report(results) -> None:
           f"{q['confidence']:.3f}, coverage {q['coverage']:.2f}")
     print("\nlatent usage on {n_rows} test images: {n_units} units, varying {varying:.1%}, varying (std >= 0.1) "
           "{varying_std:.1%}, always on {always_on:.1%}, always off {always_off:.1%}, posterior std "
-          "{posterior_std:.3g}, entropy {entropy:.3f} bits".format(**results["latent_usage"]))
+          "{posterior_std:.3g}, entropy {entropy:.3f} bits, logit dimension {logit_dimension:.1f}"
+          .format(**results["latent_usage"]))
     print("(d) a redraw of z moves the mode of p(x | z) by {mean_shift:.3g} on average (median {median_shift:.3g}); "
           "the conditional's width {conditional_spread:.3g}, the distance between test images {row_distance:.3g}"
           .format(**results["redraw_shift"]), flush=True)

@@ -267,7 +267,8 @@ def main(argv=None):
             print("  latent units whose most probable state varies over the held-out images: "
                   "{varying:.1%}; whose posterior varies (std >= 0.1): {varying_std:.1%}; on for every image: "
                   "{always_on:.1%}; off for every image: {always_off:.1%}; posterior std {posterior_std:.3g}; "
-                  "posterior entropy {entropy:.3f} bits".format(**info["latent"]), flush=True)
+                  "posterior entropy {entropy:.3f} bits; logit dimension {logit_dimension:.1f}"
+                  .format(**info["latent"]), flush=True)
         if args.save_models:
             joblib.dump(est.set_params(callbacks=None), out_dir / f"{name}-{model}.joblib")
         for mode in modes_of(est, model):

@@ -105,3 +105,29 @@ def test_redraw_shift_is_half_the_gradient_of_the_flipped_units_logits():
     grbm = GRBM(n_components=2, max_iter=0, device="cpu", log_partition=None, random_state=0).fit(X)
     with pytest.raises(ValueError, match="fitted NNEFH"):
         redraw_shift(grbm, X)
+
+
+def test_logit_dimension_counts_the_directions_the_logits_vary_along():
+    """Independent, equally varying logits span K directions; units that all read one direction
+    of the input span one, however many of them vary; constant logits span none."""
+    from skefh import GRBM
+    from skefh.metrics import latent_usage
+
+    X = np.random.default_rng(0).standard_normal((4000, 8))
+    est = GRBM(n_components=8, max_iter=0, random_state=0, device="cpu", log_partition=None).fit(X)
+    with torch.no_grad():  # eta_k = x_k / sigma^2 + b_k: the rows' covariance is about the identity
+        est.module_.weight.copy_(torch.eye(8))
+        est.module_.bias.copy_(torch.linspace(2.0, 5.0, 8))  # offsets are not directions
+    independent = latent_usage(est, X).logit_dimension
+    assert 7.5 < independent <= 8.0
+    with torch.no_grad():  # every unit's logit a multiple of one projection of x
+        est.module_.weight.copy_(torch.outer(torch.linspace(-1.0, 1.0, 8), torch.linspace(0.5, 2.0, 8)))
+    one_direction = latent_usage(est, X)
+    assert one_direction.varying_std > 0.5  # the units do vary ...
+    assert one_direction.logit_dimension == pytest.approx(1.0, abs=1e-6)  # ... along one direction
+    with torch.no_grad():
+        est.module_.weight[:, :4] = torch.eye(8)[:, :4] * 3.0  # four independent units beside them
+    assert 2.0 < latent_usage(est, X).logit_dimension < 5.0
+    with torch.no_grad():
+        est.module_.weight.zero_()
+    assert latent_usage(est, X).logit_dimension == 0.0

@@ -47,6 +47,12 @@ class LatentUsage:
         ``history_`` records per update (``latent_varying``) on each data batch.
     always_off : float
         Fraction of units off (``p(z_k = 1 | x) <= 0.5``) for every row.
+    logit_dimension : float
+        How many independent directions the posterior's logits eta(x) span over the rows: the
+        participation ratio ``(sum_i l_i)^2 / sum_i l_i^2`` of the eigenvalues ``l_i`` of their
+        covariance (1 when every unit reads the same direction of U(x), up to K when the units'
+        logits vary independently and equally; 0 when they do not vary). Units that all vary
+        yet along one direction make a code a linear probe reads as one feature.
     """
 
     n_units: int
@@ -57,6 +63,7 @@ class LatentUsage:
     n_rows: int
     varying_std: float = float("nan")
     always_off: float = float("nan")
+    logit_dimension: float = float("nan")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +94,8 @@ def latent_usage(estimator, X) -> LatentUsage:
     # estimator's __getstate__), with only ``features`` changed.
     view = object.__new__(type(estimator))
     view.__dict__.update(vars(estimator))
+    view.features = "eta"
+    logits = np.asarray(view.transform(X), dtype=np.float64)
     view.features = "mean"
     probabilities = np.asarray(view.transform(X), dtype=np.float64)
     on = probabilities > 0.5
@@ -96,7 +105,22 @@ def latent_usage(estimator, X) -> LatentUsage:
     entropy = float(np.mean(-(p * np.log2(p) + (1 - p) * np.log2(1 - p))))
     varying_std, _, always_off = (float(v) for v in latent_batch_usage(torch.from_numpy(probabilities)))
     return LatentUsage(int(probabilities.shape[1]), varying, always_on, float(probabilities.std(axis=0).mean()),
-                       entropy, int(probabilities.shape[0]), varying_std, always_off)
+                       entropy, int(probabilities.shape[0]), varying_std, always_off, _participation_ratio(logits))
+
+
+def _participation_ratio(rows) -> float:
+    """``(tr C)^2 / tr(C^2)`` for the covariance C of ``rows`` (n, K) over its rows: the
+    effective number of directions they vary along (0 when they do not vary)."""
+    rows = np.asarray(rows, dtype=np.float64)
+    centred = rows - rows.mean(axis=0)
+    # C and its square from the smaller Gram matrix: tr C = ||A||_F^2 / (n - 1), and
+    # tr C^2 = ||A^T A||_F^2 / (n - 1)^2 = ||A A^T||_F^2 / (n - 1)^2.
+    gram = centred @ centred.T if centred.shape[0] < centred.shape[1] else centred.T @ centred
+    trace, trace_of_square = float(np.trace(gram)), float(np.sum(gram * gram))
+    # Constant rows leave only rounding in ``centred``: no direction, not a ratio of rounding errors.
+    if trace <= 1e-20 * float(np.sum(rows * rows)) or trace_of_square <= 0.0:
+        return 0.0
+    return trace * trace / trace_of_square
 
 
 @dataclass(frozen=True)
