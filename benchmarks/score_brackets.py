@@ -11,7 +11,11 @@ kernel lower bound, and the held-out log-likelihood each end implies. With
 need no chain (``skefh.samplers.kernel_log_weights`` on the rows the model keeps for its bound,
 truncated to its box where it has one): the Jensen bound (the mean log-weight) and the
 importance-sampling estimate (the log of the mean weight); an AIS estimate below either has
-missed mass near the data. ``--steps ""`` skips AIS. Writes ``<out>/<name>.json``.
+missed mass near the data. With ``--kernel-ais`` it also runs forward AIS from a base of those
+kernels (``skefh.samplers.GaussianMixtureBasePath`` with one component per kept row) at each of
+``--steps``: chains that start at the data rather than at the estimator's base, an independent
+stochastic lower bound on the same log Z; where it lands well above the estimator's forward
+run, that run missed mass. ``--steps ""`` skips AIS. Writes ``<out>/<name>.json``.
 
     python benchmarks/defaults.py --dataset digits --save-models
     python benchmarks/score_brackets.py results/defaults/digits-*.joblib --dataset digits
@@ -30,7 +34,7 @@ import numpy as np
 import torch
 
 from skefh.datasets import load_dataset
-from skefh.samplers import kernel_log_weights
+from skefh.samplers import GaussianMixtureBasePath, annealed_importance_sampling, kernel_log_weights
 
 
 def bracket(est, start_rows, n_steps: int, seed: int) -> dict:
@@ -64,6 +68,19 @@ def kernel_estimates(est, variances, n_samples: int, seed: int) -> dict:
     return estimates
 
 
+def kernel_ais(est, variance: float, n_chains: int, n_steps: int, seed: int) -> dict:
+    """Forward AIS on ``est``'s density from a mixture of Gaussian kernels (variance ``variance``
+    times the temperature) on the rows it keeps for its bound, truncated to its box."""
+    dtype = next(est.module_.parameters()).dtype
+    rows = est._to_tensor(est._bound_rows).to(dtype).reshape(len(est._bound_rows), *est.module_.input_shape)
+    path = GaussianMixtureBasePath(est.module_, rows, torch.full_like(rows, variance * est.module_.temperature),
+                                   bounds=est._density_box(dtype))
+    clock = time.perf_counter()
+    result = annealed_importance_sampling(path, n_chains, n_steps,
+                                          generator=torch.Generator(device=est.device_).manual_seed(seed))
+    return _summary(result, time.perf_counter() - clock)
+
+
 def _summary(result, seconds) -> dict:
     return {"log_z": result.log_z, "std": result.log_z_std, "ess": result.ess, "n_chains": result.n_chains,
             "acceptance": result.acceptance, "seconds": seconds}
@@ -78,6 +95,10 @@ def main(argv=None):
     parser.add_argument("--kernel-variances", default="",
                         help="comma-separated kernel variances (times the temperature) for chain-free estimates")
     parser.add_argument("--kernel-samples", type=int, default=512)
+    parser.add_argument("--no-brackets", action="store_true",
+                        help="at --steps, run only the --kernel-ais runs (no forward and reverse brackets)")
+    parser.add_argument("--kernel-ais", default="",
+                        help="comma-separated kernel variances (times the temperature) of AIS bases on the kept rows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None)
     parser.add_argument("--out-dir", default="results/score_brackets")
@@ -92,7 +113,8 @@ def main(argv=None):
         est = joblib.load(path)
         name = Path(path).stem
         steps = [int(s) for s in args.steps.split(",") if s]
-        own = est.sample(args.chains, random_state=args.seed) if steps else None  # reverse-run starts only
+        brackets = not args.no_brackets
+        own = est.sample(args.chains, random_state=args.seed) if steps and brackets else None  # reverse starts only
         unnormalised = est.set_params(log_partition=None).score_samples(held_out).mean()
         rows = {"kernel_lower_bound": est._kernel_lower_bound(), "held_out_unnormalised": float(unnormalised),
                 "brackets": {}}
@@ -103,7 +125,12 @@ def main(argv=None):
                 print(f"{name}: kernel variance {variance}: Jensen bound {k['jensen']:.2f} ± {k['jensen_std']:.2f}, "
                       f"importance estimate {k['importance']:.2f}", flush=True)
         for n_steps in steps:
-            for start_name, start in (("data", train_rows), ("samples", own)):
+            for variance in [float(v) for v in args.kernel_ais.split(",") if v]:
+                k = kernel_ais(est, variance, args.chains, n_steps, args.seed)
+                rows.setdefault("kernel_ais", {})[f"{n_steps}-variance-{variance}"] = k
+                print(f"{name}: {n_steps} steps from kernels of variance {variance}: log Z {k['log_z']:.2f} "
+                      f"± {k['std']:.2f} (ESS {k['ess']:.1f})", flush=True)
+            for start_name, start in (("data", train_rows), ("samples", own)) if brackets else ():
                 b = bracket(est, start, n_steps, args.seed)
                 b["held_out_score"] = {end: float(unnormalised - b[end]["log_z"]) for end in ("forward", "reverse")}
                 rows["brackets"][f"{n_steps}-from-{start_name}"] = b
