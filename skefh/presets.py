@@ -71,8 +71,8 @@ SHORT_RUN_TRAINING = dict(learning_rate=2e-4, replay_buffer=0, lr_schedule="cosi
 #: too few of the NN-EFH's chains were effective). The NN-EFH's chains are 512, never
 #: restarted, with steps of 0.002 on data noised by 0.1: on 28x28 images chains with steps of
 #: 0.01, or on data noised by only 0.03, stalled as the density sharpened (AIS then failed); with
-#: these they keep moving, yet AIS from training rows finds over a hundred nats of log Z that the
-#: other chains miss, so the 28x28 density is still not estimable. On 8x8 digits these settings
+#: these they keep moving, yet AIS from training rows finds mass of the 28x28 density that the
+#: other chains miss: it is still not estimable. On 8x8 digits these settings
 #: score about as well as those. Measured on the likelihood page.
 DENSITY_NETWORK = dict(n_filters=32, n_statistics=128, spectral_norm=True, attention=False, downsample="stride")
 DENSITY_SAMPLER = dict(temperature=1.0, step_size=0.002, metropolis=True, chain_bounds="auto", replay_buffer=512,

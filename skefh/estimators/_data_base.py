@@ -6,9 +6,9 @@ normalised base density to the model's. The NN-EFH's base is a mixture of three 
 of the weight each: N(mu, tau I / 2), the model with its network silenced, where an untrained
 model's mass is; a diagonal Gaussian with the training data's moments, where a trained one's is
 on the whole; and narrow Gaussian kernels on the training rows the estimator keeps for its lower
-bound, where a sharp density's mass is. Without the kernels, chains on 28x28 images can miss
-mass that chains started at training rows find (over a hundred nats of log Z on a Fashion-MNIST
-model; see the likelihood page of the docs). The moments are kept from ``fit``
+bound, where a sharp density's mass is. Without the kernels, chains on 28x28 images missed
+mass that chains started at training rows find (the likelihood page of the docs, "On
+Fashion-MNIST"). The moments are kept from ``fit``
 (``data_moments_``) and saved with checkpoints; checkpoints keep no rows, so a model loaded
 from one anneals from the first two parts.
 """
