@@ -43,14 +43,17 @@ class ZeroStatistics(nn.Module):
 
 def tiny_nnefh(n_features=3, n_components=4, n_statistics=5, seed=0, weight_std=0.7, coupling="paper"):
     """A float64 NN-EFH on an MLP with random (not small) parameters; centred or bounded, its
-    read-out and u_bar are random too (bounded: gains and bound that leave the tanh unsaturated)."""
+    read-out and u_bar are random too (bounded: gains and bound that leave the tanh unsaturated).
+    ``coupling="centred+whiten"`` or ``"bounded+whiten"``: with whitened statistics, the whitener
+    a random symmetric positive-definite matrix."""
+    coupling, _, whiten = coupling.partition("+")
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     stats = MLPStatistics(n_features, n_statistics)
     bounded = dict(logit_bound=1.5, latent_gain=0.8, readout_gain=3.0) if coupling == "bounded" else {}
     model = NNEFHEnergy(
         stats, (n_features,), n_statistics, n_components, weight_std=weight_std, generator=gen, coupling=coupling,
-        **bounded,
+        whiten=whiten == "whiten", **bounded,
     )
     with torch.no_grad():
         if coupling == "paper":
@@ -58,6 +61,9 @@ def tiny_nnefh(n_features=3, n_components=4, n_statistics=5, seed=0, weight_std=
         else:
             model.readout.normal_(0, 0.5, generator=gen)
             model.statistics_mean.normal_(0, 0.5, generator=gen)
+        if model.whiten:
+            root = torch.randn(n_statistics, n_statistics, generator=gen)
+            model.whitener.copy_(root @ root.T / n_statistics + 0.5 * torch.eye(n_statistics))
         model.mu.normal_(0, 0.5, generator=gen)
     return model.double()
 

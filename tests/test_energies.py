@@ -8,13 +8,14 @@ import torch
 from conftest import all_binary_states, tiny_grbm, tiny_nnefh
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from skefh.nn import EBMEnergy, MLPStatistics, NNEFHEnergy
 
 SETTINGS = settings(max_examples=15, deadline=None)
 
 
-COUPLINGS = st.sampled_from(["paper", "centred", "bounded"])
+COUPLINGS = st.sampled_from(["paper", "centred", "bounded", "centred+whiten", "bounded+whiten"])
 
 
 def _brute_force_posterior(model, x, k):
@@ -115,6 +116,69 @@ def test_bounded_nnefh_energy_is_the_stated_harmonium():
     with torch.no_grad():
         model.weight.mul_(1e4)
     assert model.natural_parameters(x).abs().max() <= bound
+
+
+@pytest.mark.parametrize("coupling", ["centred", "bounded"])
+def test_whitened_nnefh_energy_reads_the_whitened_statistics(coupling):
+    """With ``whiten``, the units read P (U - u_bar) (P symmetric) and the read-out the raw U."""
+    model = tiny_nnefh(3, 4, 5, coupling=coupling + "+whiten")
+    plain = tiny_nnefh(3, 4, 5, coupling=coupling)  # the same parameters, unwhitened
+    x = torch.randn(6, 3, dtype=torch.float64)
+    z = torch.bernoulli(torch.full((6, 4), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(2))
+    whitened = (model.statistics(x) - model.statistics_mean) @ model.whitener
+    assert not torch.allclose(whitened, model.statistics(x) - model.statistics_mean)
+    # The unwhitened model's energy at the statistics the whitened one reads, read-out unchanged.
+    readout = model._readout()
+    shifted_u = whitened + plain.statistics_mean
+    with torch.no_grad():
+        expected = (model.quadratic(x) - model.statistics(x) @ readout
+                    - (z * plain._eta_from_statistics(shifted_u)).sum(1))
+        torch.testing.assert_close(model.energy(x, z), expected)
+        torch.testing.assert_close(model.posterior_logits(x), plain._eta_from_statistics(shifted_u))
+
+
+def test_whitener_whitens_the_running_covariance_of_the_statistics():
+    """The first batch sets C to its covariance of U and P (U - u_bar) then has covariance I / N
+    on that batch; later batches move C by the momentum; a direction along which U does not
+    vary is scaled by 1 / sqrt(N floor mean eigenvalue), not divided by zero."""
+    n_features, n_statistics = 8, 6
+    linear = nn.Linear(n_features, n_statistics).double()
+    with torch.no_grad():
+        linear.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(1))
+        linear.weight[-1] = 0.0  # the last statistic is constant: C is singular
+        linear.weight[0] *= 3.0  # U varies most along one direction (no other below the floor)
+    model = NNEFHEnergy(linear, (n_features,), n_statistics, 3, coupling="bounded", whiten=True).double()
+    gen = torch.Generator().manual_seed(0)
+    first = torch.randn(4000, n_features, dtype=torch.float64, generator=gen)
+    model.observe_data(first)
+    with torch.no_grad():
+        u = linear(first)
+        covariance = torch.cov(u.T)
+        torch.testing.assert_close(model.statistics_covariance, covariance)
+        whitened = (u - model.statistics_mean) @ model.whitener
+        expected = torch.eye(n_statistics, dtype=torch.float64) / n_statistics
+        expected[-1, -1] = 0.0
+        torch.testing.assert_close(torch.cov(whitened.T), expected, atol=1e-9, rtol=1e-6)
+        eigenvalues = torch.linalg.eigvalsh(covariance)
+        floor = model.WHITENING_FLOOR * eigenvalues.mean()
+        unit = torch.zeros(n_statistics, dtype=torch.float64)
+        unit[-1] = 1.0
+        torch.testing.assert_close((model.whitener @ unit)[-1], (n_statistics * floor).rsqrt())
+        second = torch.randn(500, n_features, dtype=torch.float64, generator=gen) * 2.0
+        expected_covariance = torch.lerp(covariance, torch.cov(linear(second).T), model.centring_momentum)
+    model.observe_data(second)
+    torch.testing.assert_close(model.statistics_covariance, expected_covariance)
+
+
+def test_whitening_needs_a_centred_or_bounded_coupling():
+    from sklearn.datasets import load_digits
+
+    from skefh import NNEFH
+
+    with pytest.raises(ValueError, match="whiten"):
+        NNEFHEnergy(MLPStatistics(3, 5), (3,), 5, 4, coupling="paper", whiten=True)
+    with pytest.raises(ValueError, match="whiten_statistics.*coupling"):
+        NNEFH(coupling="paper", whiten_statistics=True, max_iter=1).fit(load_digits().data[:20])
 
 
 def test_bounded_coupling_rejects_bad_settings():

@@ -1,4 +1,5 @@
-"""The latent layer carries information: the centred coupling against the paper's on digits."""
+"""The latent layer carries information: the centred coupling against the paper's on digits, and
+whitened statistics against raw ones."""
 
 import numpy as np
 import pytest
@@ -31,11 +32,21 @@ def test_centred_units_split_the_data_where_the_papers_saturate(digits, one_torc
     assert paper.varying_std < 0.25 and paper.always_on + paper.always_off > 0.75
 
 
-def test_bounded_units_split_the_data_with_soft_posteriors(digits, one_torch_thread):
-    train, test = digits
+def _fit_bounded(X, whiten):
     # 60 updates: past the first few dozen, in which U's mean outruns its running mean and every
     # unit is briefly on for every digit (history_ shows it), as in the centred coupling.
-    est = make_estimator("nnefh", "cpu-short-run", max_iter=60, coupling="bounded", random_state=0).fit(train)
+    return make_estimator("nnefh", "cpu-short-run", max_iter=60, coupling="bounded", whiten_statistics=whiten,
+                          random_state=0).fit(X)
+
+
+@pytest.fixture(scope="module")
+def bounded(digits):
+    return _fit_bounded(digits[0], whiten=False)
+
+
+def test_bounded_units_split_the_data_with_soft_posteriors(digits, bounded, one_torch_thread):
+    _, test = digits
+    est = bounded
     usage = latent_usage(est, test)
     assert usage.varying_std >= 0.25
     assert usage.always_on + usage.always_off <= 0.25
@@ -43,6 +54,23 @@ def test_bounded_units_split_the_data_with_soft_posteriors(digits, one_torch_thr
     assert usage.entropy >= 0.3
     logits = est.set_params(features="eta").transform(test)
     assert np.abs(logits).max() <= est.logit_bound
+
+
+def test_whitened_statistics_give_units_that_read_many_directions(digits, bounded, one_torch_thread):
+    """Raw, U's spread collapses onto about one direction and the units all read it (logit
+    dimension about 1); whitened, the units' logits span many directions, and still split the
+    data."""
+    train, test = digits
+    raw = latent_usage(bounded, test)
+    whitened_est = _fit_bounded(train, whiten=True)
+    whitened = latent_usage(whitened_est, test)
+    assert raw.logit_dimension < 2.0
+    assert whitened.logit_dimension > 5.0
+    assert whitened.varying_std >= 0.25
+    assert whitened.always_on + whitened.always_off <= 0.25
+    # history_ shows the same on each training batch while it happens.
+    assert np.mean([r["logit_dimension"] for r in bounded.history_[-10:]]) < 2.0
+    assert np.mean([r["logit_dimension"] for r in whitened_est.history_[-10:]]) > 5.0
 
 
 def test_centred_fit_tracks_the_data_mean_of_the_statistics(digits):
@@ -56,3 +84,24 @@ def test_centred_fit_tracks_the_data_mean_of_the_statistics(digits):
     assert gap < 0.5 * u.std(0).mean()
     history = est.history_[-1]
     assert 0.0 <= history["latent_varying"] <= 1.0
+
+
+def test_the_image_default_is_the_whitened_bounded_coupling_and_tables_keep_the_papers(digits):
+    """"auto" resolves by the kind of data, an explicit coupling switches whitening off where
+    it cannot apply, and the presets measured with the paper's coupling keep it."""
+    from sklearn.datasets import make_moons
+
+    from skefh import NNEFH
+
+    train, _ = digits
+    tiny = dict(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=1,
+                log_partition=None, random_state=0)
+    images = NNEFH(**tiny).fit(train[:64])
+    assert images.module_.coupling == "bounded" and images.module_.whiten
+    paper = NNEFH(coupling="paper", **tiny).fit(train[:64])
+    assert paper.module_.coupling == "paper" and not paper.module_.whiten
+    table = NNEFH(**tiny).fit(make_moons(64, random_state=0)[0])
+    assert table.module_.coupling == "paper" and not table.module_.whiten
+    for preset in ("cpu", "cpu-paper", "density", "paper", "paper-original"):
+        assert make_estimator("nnefh", preset).coupling == "paper"
+    assert make_estimator("nnefh", "cpu-short-run").get_params()["coupling"] == "auto"

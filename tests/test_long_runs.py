@@ -171,8 +171,9 @@ def test_unstable_configuration_raises_at_the_update_it_diverges(tmp_path):
 
 
 def test_divergence_restore_lowers_the_learning_rate_and_finishes():
+    # The paper's coupling: a configuration known to diverge within the first updates.
     est = NNEFH(max_iter=30, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
-                chain_bounds=None, on_divergence="restore", **{**TINY, "langevin_steps": 10})
+                chain_bounds=None, on_divergence="restore", coupling="paper", **{**TINY, "langevin_steps": 10})
     est.fit(X)  # a DivergenceError here fails the test: the restores must carry the fit through
     events = [h for h in est.history_ if h.get("event") == "restored"]
     assert events, "the configuration no longer diverges: the test needs another one"
@@ -186,7 +187,7 @@ def test_a_restored_fit_still_performs_max_iter_updates():
     """A restore rewinds the model to a snapshot; the discarded updates are run again, and the
     history says what happened (asked 20, the loop used to stop after 11)."""
     est = NNEFH(max_iter=20, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
-                chain_bounds=None, replay_buffer=10_000, attention=True, downsample="maxpool",
+                chain_bounds=None, replay_buffer=10_000, attention=True, downsample="maxpool", coupling="paper",
                 on_divergence="restore", **{**TINY, "langevin_steps": 10})
     est.fit(X)
     events = [h for h in est.history_ if h.get("event") == "restored"]

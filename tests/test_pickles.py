@@ -66,3 +66,16 @@ def test_a_spectrally_normalised_model_pickles_and_continues_as_the_original(cls
     est.set_params(n_filters=SMALL["n_filters"])
     copy.set_params(n_filters=SMALL["n_filters"])
     _assert_continues_as_the_original(est, copy)  # the power-iteration vectors travel too
+
+
+def test_a_whitened_model_pickles_with_its_running_statistics_and_continues_as_the_original():
+    est = NNEFH(**{**SMALL, "coupling": "bounded", "whiten_statistics": True, "log_partition": None}).fit(X)
+    whitener = est.module_.whitener.clone()
+    assert not torch.allclose(whitener, torch.eye(len(whitener)))  # the running whitener was set
+    copy = pickle.loads(pickle.dumps(est))
+    assert torch.equal(copy.module_.whitener, whitener)
+    assert torch.equal(copy.module_.statistics_covariance, est.module_.statistics_covariance)
+    est.set_params(features="eta")
+    copy.set_params(features="eta")
+    np.testing.assert_array_equal(copy.transform(X), est.transform(X))
+    _assert_continues_as_the_original(est, copy)

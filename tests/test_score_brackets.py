@@ -50,7 +50,8 @@ def test_kernel_ais_starts_its_chains_at_the_kept_rows(tmp_path, monkeypatch):
     bench = _benchmark_module("score_brackets", monkeypatch)
     X = load_digits().data[:200]
     est = NNEFH(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=3, batch_size=32,
-                max_iter=2, temperature=1.0, random_state=0, device="cpu", log_partition=None).fit(X)
+                max_iter=2, temperature=1.0, coupling="paper", random_state=0, device="cpu",
+                log_partition=None).fit(X)
     with torch.no_grad():  # F(x) = ||x - mu||^2 - sum_k softplus(b_k): log Z in closed form
         est.module_.weight.zero_()
     tau, dim = est.module_.temperature, est.n_features_in_

@@ -11,10 +11,10 @@ X = load_digits().data
 # A small network with a large learning rate: the drift that takes thousands of updates at the
 # paper's learning rate happens within 150. The paper's sampler: a step of 1/64 on the energy,
 # x-steps at 3.2e-3 and latent draws at 1, chains restarted from noise at every update; the
-# paper's network (max-pooling, two attention blocks) at a constant learning rate.
+# paper's network (max-pooling, two attention blocks) and coupling at a constant learning rate.
 SMALL = dict(n_components=32, n_statistics=32, n_filters=8, gibbs_steps=2, langevin_steps=8, max_iter=150,
              learning_rate=1e-3, lr_schedule="constant", attention=True, downsample="maxpool", replay_buffer=0,
-             random_state=0, log_partition=None, device="cpu")
+             coupling="paper", random_state=0, log_partition=None, device="cpu")
 FAST_DRIFT = dict(SMALL, **PAPER_SAMPLER, energy_l2=0.01)
 
 

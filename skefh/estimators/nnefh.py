@@ -198,8 +198,9 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         Decoupled weight decay (AdamW; plain L2 for SGD) on all parameters.
     latent_statistics : {"sample", "mean"}, default="sample"
         Data-phase latent: a Bernoulli draw (the paper) or the posterior mean.
-    coupling : {"paper", "centred", "bounded"}, default="paper"
-        How the latent units read U(x). "paper": ``eta = W U(x) + b``, the energy above.
+    coupling : {"auto", "paper", "centred", "bounded"}, default="auto"
+        How the latent units read U(x). "auto": "bounded" for images, "paper" for tabular
+        data. "paper": ``eta = W U(x) + b``, the energy above.
         "centred": ``eta = W (U(x) - u_bar)`` with ``u_bar`` a running mean of U over the
         training data, and a visible read-out ``- a^T U(x)`` in the energy in place of the
         latent biases ``b``. In the paper's coupling every unit's sign is set by U's mean over
@@ -219,6 +220,13 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         g_a with ``coupling="bounded"``: the read-out moves ``readout_gain`` times as fast as
         its weights, as the paper coupling's always-on units (about half of them) move together
         (ignored otherwise).
+    whiten_statistics : bool or "auto", default="auto"
+        "auto": True for images with the centred or the bounded coupling, False otherwise.
+        With ``coupling="centred"`` or ``"bounded"``: the latent units read ``P (U(x) - u_bar)``,
+        P whitening a running covariance of U over the training data (a buffer, like u_bar),
+        so that every direction along which U varies over the data reaches the logits at the
+        same scale (trained, U varies mostly along one direction; see ``docs/models/nnefh.md``).
+        The read-out ``a^T U(x)`` keeps the raw U. Not available with the paper's coupling.
     mode_jumps : bool or "auto", default="auto"
         "auto": True for tabular data, False for images. Add to every training update one
         independence Metropolis-Hastings move per chain, from a Gaussian kernel density on up to
@@ -309,8 +317,11 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         ``posterior_data`` (mean posterior activation on the data batch), ``latent_varying``,
         ``latent_always_on``, ``latent_always_off`` (shares of latent units whose posterior
         varies, with a standard deviation of at least 0.1, across the data batch, or is on or
-        off for every row of it), ``acceptance`` (share of the training chains' Metropolis-adjusted
-        Langevin proposals accepted; NaN for unadjusted chains), ``jump_acceptance`` (share of
+        off for every row of it), ``logit_dimension`` (participation ratio of the covariance of
+        the posterior logits over the data batch: the number of directions along which the units
+        split it, as :func:`skefh.metrics.latent_usage` reports it), ``acceptance`` (share of
+        the training chains' Metropolis-adjusted Langevin proposals accepted; NaN for unadjusted
+        chains), ``jump_acceptance`` (share of
         mode jumps accepted; NaN without them), ``lr``, ``seconds``.
         With ``on_divergence="restore"``, each restore adds a record with ``event="restored"``,
         the ``update`` that diverged, the ``reason``, the new ``lr_scale``, and the update it
@@ -380,7 +391,14 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         "lr_schedule": ("cosine", "cosine"),
         "max_iter": (default_image_updates(4500), default_table_updates(2000, 100)),
         "mode_jumps": (False, True),
+        "coupling": ("bounded", "paper"),
     }
+
+    def _resolve_params(self) -> dict:
+        params = super()._resolve_params()
+        if isinstance(params["whiten_statistics"], str):  # "auto": whiten where it was measured to help
+            params["whiten_statistics"] = self.image_shape_ is not None and params["coupling"] != "paper"
+        return params
 
     _parameter_constraints: dict = {
         **BaseEnergyEstimator._parameter_constraints,
@@ -393,10 +411,11 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         "latent_sparsity": [Interval(Real, 0, None, closed="left")],
         "latent_target": [Interval(Real, 0, 1, closed="neither")],
         "latent_statistics": [StrOptions({"sample", "mean"})],
-        "coupling": [StrOptions(set(NNEFHEnergy.COUPLINGS))],
+        "coupling": [StrOptions({*NNEFHEnergy.COUPLINGS, "auto"})],
         "logit_bound": [Interval(Real, 0, None, closed="neither")],
         "latent_gain": [Interval(Real, 0, None, closed="neither")],
         "readout_gain": [Interval(Real, 0, None, closed="neither")],
+        "whiten_statistics": ["boolean", StrOptions({"auto"})],
         "features": [StrOptions({"U", "eta", "mean"})],
     }
 
@@ -409,8 +428,8 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         compile=False, batch_size=64, learning_rate="auto", max_iter="auto", optimizer="adam", lr_schedule="auto",
         data_noise=0.03,
         max_grad_norm=1.0, energy_l2=0.0, latent_l2=0.0, latent_sparsity=0.0, latent_target=0.2,
-        weight_decay=0.0, latent_statistics="sample", coupling="paper", logit_bound=4.0, latent_gain=100.0,
-        readout_gain=256.0, mode_jumps="auto", features="U",
+        weight_decay=0.0, latent_statistics="sample", coupling="auto", logit_bound=4.0, latent_gain=100.0,
+        readout_gain=256.0, whiten_statistics="auto", mode_jumps="auto", features="U",
         device="auto", random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000,
         on_divergence="raise", callbacks=None, log_partition="auto", ais_chains=64, ais_steps=1000,
     ):
@@ -453,6 +472,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         self.logit_bound = logit_bound
         self.latent_gain = latent_gain
         self.readout_gain = readout_gain
+        self.whiten_statistics = whiten_statistics
         self.mode_jumps = mode_jumps
         self.features = features
         self.device = device
@@ -467,12 +487,16 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         self.ais_steps = ais_steps
 
     def _build_module(self, input_shape, generator):
+        if self._trained_params.get("whiten_statistics", False) and self._trained_params["coupling"] == "paper":
+            raise ValueError("whiten_statistics=True needs coupling='centred' or 'bounded': the paper's "
+                             "coupling keeps no running statistics of U to whiten them by")
         statistics = self._build_statistics(input_shape, generator)
         return NNEFHEnergy(
             statistics, input_shape, self._trained_params["n_statistics"], self._trained_params["n_components"],
             generator=generator, temperature=self._trained_params["temperature"],
             coupling=self._trained_params["coupling"], logit_bound=self._trained_params["logit_bound"],
             latent_gain=self._trained_params["latent_gain"], readout_gain=self._trained_params["readout_gain"],
+            whiten=self._trained_params.get("whiten_statistics", False),
         )
 
     def _sampler_settings(self, p: dict) -> GibbsLangevinSettings:

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..nn.base import sampling_mode
 from ..nn.nnefh import NNEFHEnergy
-from ..training.loop import latent_batch_usage
+from ..training.loop import latent_batch_usage, participation_ratio
 from ._rows import working_tensor
 
 __all__ = ["LatentUsage", "RedrawShift", "latent_usage", "redraw_shift"]
@@ -109,18 +109,8 @@ def latent_usage(estimator, X) -> LatentUsage:
 
 
 def _participation_ratio(rows) -> float:
-    """``(tr C)^2 / tr(C^2)`` for the covariance C of ``rows`` (n, K) over its rows: the
-    effective number of directions they vary along (0 when they do not vary)."""
-    rows = np.asarray(rows, dtype=np.float64)
-    centred = rows - rows.mean(axis=0)
-    # C and its square from the smaller Gram matrix: tr C = ||A||_F^2 / (n - 1), and
-    # tr C^2 = ||A^T A||_F^2 / (n - 1)^2 = ||A A^T||_F^2 / (n - 1)^2.
-    gram = centred @ centred.T if centred.shape[0] < centred.shape[1] else centred.T @ centred
-    trace, trace_of_square = float(np.trace(gram)), float(np.sum(gram * gram))
-    # Constant rows leave only rounding in ``centred``: no direction, not a ratio of rounding errors.
-    if trace <= 1e-20 * float(np.sum(rows * rows)) or trace_of_square <= 0.0:
-        return 0.0
-    return trace * trace / trace_of_square
+    """:func:`skefh.training.loop.participation_ratio` of a NumPy array, as a float."""
+    return float(participation_ratio(torch.from_numpy(np.asarray(rows, dtype=np.float64))))
 
 
 @dataclass(frozen=True)

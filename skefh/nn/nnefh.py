@@ -53,6 +53,17 @@ posterior of 0 or 1 for every input) and each unit's share of the energy is unbo
 in nats, a unit holds at most B of them, and its posterior stays soft where the data do not
 push it. The paper's coupling moves its read-out fast without a gain: its always-on units are
 a read-out each, about K / 2 of them moving together (research notes).
+
+Whitened statistics (``whiten=True``, centred and bounded couplings): the units read
+P (U(x) - u_bar) in place of U(x) - u_bar, where P = C^(-1/2) / sqrt(N) whitens a running
+covariance C of U over the training batches (a buffer like u_bar, no gradient through it), its
+eigenvalues floored at ``WHITENING_FLOOR`` times their mean. Why: training collapses U's spread
+over the data onto about one direction (participation ratio near 1 against about 13
+untrained), so units that read U can only split the data along that direction; whitened,
+every direction U still varies along reaches the logits at the same scale. Divided by sqrt(N),
+the whitened statistics have a total variance of 1 over the data whatever U's scale, so a
+bounded unit's logit varies over the data by ||g_W w_k|| nats (about 1 at initialisation).
+The read-out a keeps the raw U.
 """
 
 from __future__ import annotations
@@ -102,16 +113,24 @@ class NNEFHEnergy(EnergyModel):
         g_W, the gain on W in the logits (``coupling="bounded"``).
     readout_gain : float, default=256.0
         g_a, the gain on the read-out a (``coupling="bounded"``).
+    whiten : bool, default=False
+        Whether the units read U whitened by its running covariance over the data (centred and
+        bounded couplings; see the module notes).
     """
 
     #: The couplings of the latent to U (see the module notes).
     COUPLINGS = ("paper", "centred", "bounded")
+    #: Smallest eigenvalue of U's running covariance that the whitener divides by, as a share
+    #: of their mean: directions along which U barely varies are amplified at most
+    #: 1 / sqrt(WHITENING_FLOOR) times as much as the average one.
+    WHITENING_FLOOR = 0.01
 
     has_latent = True
     # Class-level values for modules pickled before the bounded coupling existed.
     logit_bound: Optional[float] = None
     latent_gain = 1.0
     readout_gain = 1.0
+    whiten = False
 
     def __init__(
         self,
@@ -128,6 +147,7 @@ class NNEFHEnergy(EnergyModel):
         logit_bound: float = 4.0,
         latent_gain: float = 100.0,
         readout_gain: float = 256.0,
+        whiten: bool = False,
     ):
         super().__init__()
         if not temperature > 0:
@@ -140,6 +160,9 @@ class NNEFHEnergy(EnergyModel):
                             ("readout_gain", readout_gain)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if whiten and coupling == "paper":
+            raise ValueError("whiten=True needs coupling='centred' or 'bounded' (the paper's coupling "
+                             "keeps no running statistics of U)")
         self.temperature = float(temperature)
         self.coupling = coupling
         self.centring_momentum = float(centring_momentum)
@@ -162,6 +185,10 @@ class NNEFHEnergy(EnergyModel):
             self.register_buffer("statistics_mean", torch.zeros(n_statistics))  # u_bar: (N,)
             # Batches observed so far: the first sets u_bar, later ones move it (saved with the model).
             self.register_buffer("n_observed", torch.zeros((), dtype=torch.long))
+        self.whiten = bool(whiten)
+        if self.whiten:
+            self.register_buffer("statistics_covariance", torch.zeros(n_statistics, n_statistics))  # C
+            self.register_buffer("whitener", torch.eye(n_statistics))  # P
 
     def quadratic(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mu).square().flatten(1).sum(1)  # (B,)
@@ -169,6 +196,8 @@ class NNEFHEnergy(EnergyModel):
     def _eta_from_statistics(self, u: torch.Tensor) -> torch.Tensor:
         if self.readout is not None:
             u = u - self.statistics_mean
+        if self.whiten:
+            u = u @ self.whitener  # P is symmetric
         eta = dense(u, self.weight, self.bias)  # (B, K)
         if self.logit_bound is not None:  # tau * B tanh(g_W W (U - u_bar) / B): logits in nats
             bound = self.logit_bound
@@ -195,11 +224,31 @@ class NNEFHEnergy(EnergyModel):
         """Move u_bar towards the mean of U over a data batch (centred and bounded couplings)."""
         if self.readout is None:
             return
-        u_mean = self.statistics(x).mean(0).to(self.statistics_mean.dtype)
-        if self.n_observed > 0:
+        u = self.statistics(x).to(self.statistics_mean.dtype)
+        u_mean = u.mean(0)
+        if self.whiten:
+            centred = u - u_mean
+            covariance = centred.T @ centred / max(len(u) - 1, 1)
+        first = self.n_observed == 0
+        if not first:
             u_mean = torch.lerp(self.statistics_mean, u_mean, self.centring_momentum)
         self.statistics_mean.copy_(u_mean)
+        if self.whiten:
+            if not first:
+                covariance = torch.lerp(self.statistics_covariance, covariance, self.centring_momentum)
+            self.statistics_covariance.copy_(covariance)
+            self.whitener.copy_(self._whitener_of(covariance))
         self.n_observed += 1
+
+    def _whitener_of(self, covariance: torch.Tensor) -> torch.Tensor:
+        """P = C^(-1/2) / sqrt(N), C's eigenvalues floored at WHITENING_FLOOR times their mean:
+        P (U - u_bar) has a total variance of (at most) 1 over the data."""
+        eigenvalues, vectors = torch.linalg.eigh(covariance.double())
+        mean = eigenvalues.clamp_min(0).mean()
+        if not mean > 0:  # U constant over the batch: nothing to whiten
+            return torch.eye(len(covariance), dtype=covariance.dtype, device=covariance.device)
+        scales = (len(eigenvalues) * eigenvalues.clamp_min(self.WHITENING_FLOOR * mean)).rsqrt()
+        return ((vectors * scales) @ vectors.T).to(covariance.dtype)
 
     def natural_parameters(self, x: torch.Tensor) -> torch.Tensor:
         """eta(x) / tau: the logits of p(z | x) at the model's temperature (eta = W U(x) + b, or
@@ -229,6 +278,8 @@ class NNEFHEnergy(EnergyModel):
             return self._autograd_conditional_grad(z.detach())
         # dE/dx = 2 (x - mu) - J_U(x)^T (W^T z + a); W^T z is fixed for a whole Langevin block.
         direction = z @ self.weight
+        if self.whiten:
+            direction = direction @ self.whitener
         if self.readout is not None:
             direction = direction + self._readout()
         direction = direction.detach()  # (B, N)

@@ -78,6 +78,29 @@ def latent_batch_usage(probabilities: torch.Tensor) -> tuple[torch.Tensor, torch
     return varying, on.all(0).double().mean(), (~on).all(0).double().mean()
 
 
+def participation_ratio(rows: torch.Tensor) -> torch.Tensor:
+    """``(tr C)^2 / tr(C^2)`` for the covariance C of ``rows`` (n, K) over its rows, in float64:
+    the effective number of directions they vary along (0 when they do not vary).
+
+    Parameters
+    ----------
+    rows : torch.Tensor of shape (n, K)
+
+    Returns
+    -------
+    0-d torch.Tensor
+    """
+    rows = rows.double()
+    centred = rows - rows.mean(0)
+    # C and its square from the smaller Gram matrix: tr C = ||A||_F^2 / (n - 1), and
+    # tr C^2 = ||A^T A||_F^2 / (n - 1)^2 = ||A A^T||_F^2 / (n - 1)^2.
+    gram = centred @ centred.T if centred.shape[0] < centred.shape[1] else centred.T @ centred
+    trace, trace_of_square = torch.trace(gram), gram.square().sum()
+    # Constant rows leave only rounding in ``centred``: no direction, not a ratio of rounding errors.
+    meaningful = (trace > 1e-20 * rows.square().sum()) & (trace_of_square > 0)
+    return torch.where(meaningful, trace.square() / trace_of_square.clamp_min(1e-300), torch.zeros_like(trace))
+
+
 def _flatten_rounds(out: dict) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Negative samples of all Gibbs rounds stacked along the batch (GRBM reference)."""
     x = torch.cat(out["xs"], 0)
@@ -211,10 +234,12 @@ class ContrastiveTrainer:
         with sampling_mode(self.model), torch.no_grad():
             self.model.observe_data(x_pos)
             if not self.model.has_latent:
-                return None, None
-            probs = self.model.posterior_probabilities(x_pos, self.latent_temperature)
+                return None, None, None
+            logits = self.model.posterior_logits(x_pos)
+            tau = self.model.temperature if self.latent_temperature is None else self.latent_temperature
+            probs = torch.sigmoid(logits / tau)
         z = probs if self.latent_statistics == "mean" else torch.bernoulli(probs, generator=self.generator)
-        return z, probs
+        return z, probs, logits
 
     def _set_lr(self) -> float:
         factor = self.lr_scale * lr_factor(self.lr_schedule, self.n_updates, self.total_updates)
@@ -238,7 +263,7 @@ class ContrastiveTrainer:
                 folded = torch.clamp(fold_into_box(noisy, low, high)[0], low, high)
                 noisy = torch.where((x_pos >= low) & (x_pos <= high), folded, noisy)
             x_pos = noisy
-        z_pos, probs = self._positive_latent(x_pos)
+        z_pos, probs, logits = self._positive_latent(x_pos)
         negatives = self.negative_sampler(self.model, x_pos, self.generator)
         if "xs" in negatives:
             x_neg, z_neg = _flatten_rounds(negatives)
@@ -286,6 +311,7 @@ class ContrastiveTrainer:
             negatives["x"].min().double(), negatives["x"].max().double(),
             probs.mean().double() if probs is not None else nan,
             *(u.double() for u in usage),
+            participation_ratio(logits) if logits is not None else nan,
             # NaN for unadjusted chains: the share of Metropolis-adjusted proposals accepted, the
             # first sign of chains that have stalled while the density sharpened under them.
             torch.as_tensor(negatives.get("acceptance", nan), device=loss.device).double(),
@@ -293,7 +319,7 @@ class ContrastiveTrainer:
         ]).tolist()
         keys = ("loss", "energy_data", "energy_samples", "energy_gap", "grad_norm", "langevin_grad_norm",
                 "chain_min", "chain_max", "posterior_data", "latent_varying", "latent_always_on",
-                "latent_always_off", "acceptance", "jump_acceptance")
+                "latent_always_off", "logit_dimension", "acceptance", "jump_acceptance")
         record = {
             "update": self.n_updates,
             **dict(zip(keys, values)),
