@@ -58,8 +58,8 @@ Whitened statistics (``whiten=True``, centred and bounded couplings): the units 
 P (U(x) - u_bar) in place of U(x) - u_bar, where P = C^(-1/2) / sqrt(N) whitens a running
 covariance C of U over the training batches (a buffer like u_bar, no gradient through it), its
 eigenvalues floored at ``WHITENING_FLOOR`` times their mean. Why: training collapses U's spread
-over the data onto about one direction (participation ratio near 1 against about 13
-untrained), so units that read U can only split the data along that direction; whitened,
+over the data onto a few directions (measured on the generation page of the docs), so units
+that read U can only split the data along them; whitened,
 every direction U still varies along reaches the logits at the same scale. Divided by sqrt(N),
 the whitened statistics have a total variance of 1 over the data whatever U's scale, so a
 bounded unit's logit varies over the data by ||g_W w_k|| nats (about 1 at initialisation).
