@@ -19,9 +19,10 @@ temperature), chains kept in the pixel range and persistent chains (a replay buf
 ``"cpu-short-run"`` restarts every chain from noise instead (no buffer), so that its models
 generate from noise, and anneals the learning rate to 0 over 4,500 updates; ``"cpu-paper"``
 is the same network size with the paper's sampler and the energy penalty, the baseline of the
-sample-quality benchmark. ``"density"`` trains an NN-EFH and an EBM of small images (8x8
-digits) whose ``score`` can be estimated (log Z by AIS), at the cost of noisy samples; on 28x28
-images its NN-EFH's chains keep moving, but AIS cannot yet estimate the density it learns.
+sample-quality benchmark. ``"density"`` trains image models whose ``score`` can be estimated
+(log Z by AIS), at the cost of noisy samples: an NN-EFH of small (8x8 digits) and large (28x28
+Fashion-MNIST) images, its steps and data noise set by the image size (``ByImageSize``), and an
+EBM of small images.
 Every NN-EFH preset but ``"cpu-short-run"`` keeps the paper's coupling of the latent to U, with
 which it was measured; ``"cpu-short-run"`` is the image defaults, the bounded coupling with
 whitened statistics.
@@ -29,7 +30,9 @@ whitened statistics.
 
 from __future__ import annotations
 
-__all__ = ["PRESETS", "preset_params", "make_estimator", "estimator_class"]
+from .estimators._resolve import ByImageSize
+
+__all__ = ["PRESETS", "preset_params", "make_estimator", "estimator_class", "ByImageSize"]
 
 #: The paper's NN-EFH sampler in this library's parameters: its step 1 and temperature 5e-5 on
 #: the energy divided by the batch size (64) are a step of 1/64 and a temperature of 64 * 5e-5
@@ -75,14 +78,17 @@ SHORT_RUN_TRAINING = dict(learning_rate=2e-4, replay_buffer=0, lr_schedule="cosi
 #: box (the density then lives on the box: no mass is spent on pixel values no image has), at
 #: temperature 1 in the working units ([-1, 1]), and log Z by AIS with 20,000 steps (at 5,000
 #: too few of the NN-EFH's chains were effective). The NN-EFH's chains are 512, never
-#: restarted, with steps of 0.002 on data noised by 0.1: on 28x28 images chains with steps of
-#: 0.01, or on data noised by only 0.03, stalled as the density sharpened (AIS then failed); with
-#: these they keep moving, yet AIS from training rows finds mass of the 28x28 density that the
-#: other chains miss: it is still not estimable. On 8x8 digits these settings
-#: score about as well as those. Measured on the likelihood page.
+#: restarted. Their steps and the data's noise depend on the image size: on 8x8 digits steps
+#: of 0.002 on data noised by 0.1 give the better held-out density (steps of 0.01 on data
+#: noised by 0.25 score 3.4 nats per image lower); on 28x28 images those settings learn a
+#: density sharper than AIS can estimate (kernel chains from training rows find a hundred nats
+#: of mass the others miss), and steps of 0.01 on data noised by 0.25 give one it estimates
+#: (chains with steps of 0.01 on data noised by only 0.03 stalled). Measured on the likelihood
+#: page.
 DENSITY_NETWORK = dict(n_filters=32, n_statistics=128, spectral_norm=True, attention=False, downsample="stride")
-DENSITY_SAMPLER = dict(temperature=1.0, step_size=0.002, metropolis=True, chain_bounds="auto", replay_buffer=512,
-                       replay_reinit=0.0, mode_jumps=True, data_noise=0.1)
+DENSITY_SAMPLER = dict(temperature=1.0, step_size=ByImageSize(small=0.002, large=0.01), metropolis=True,
+                       chain_bounds="auto", replay_buffer=512, replay_reinit=0.0, mode_jumps=True,
+                       data_noise=ByImageSize(small=0.1, large=0.25))
 #: The EBM's chains as they were measured on digits (before the NN-EFH's changed in 0.15); its
 #: data noise is the estimator's default.
 DENSITY_EBM_SAMPLER = dict(temperature=0.3, step_size=0.003, metropolis=True, chain_bounds="auto",
@@ -137,8 +143,9 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     # Image models whose score works: chains that sample the density being learnt (as the
     # tabular defaults' do), at a temperature where that density is wide enough for AIS. Their
-    # samples are noisier than the defaults'. The NN-EFH's settings work on 8x8 digits and 28x28
-    # Fashion-MNIST. The EBM with a faster learning rate, at temperature 0.3 (in the box its
+    # samples are noisier than the defaults'. The NN-EFH's settings (steps and data noise by
+    # image size) work on 8x8 digits and 28x28 Fashion-MNIST. The EBM with a faster learning
+    # rate, at temperature 0.3 (in the box its
     # density is better there than at 1; at 0.1, without the box, AIS failed), on small images:
     # on Fashion-MNIST neither the NN-EFH's settings nor, at 0.3, steps of 0.0006 on data noised
     # by 0.1 gave it an estimable density.

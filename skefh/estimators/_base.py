@@ -18,14 +18,14 @@ from typing import Optional
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ..nn.base import module_lock, sampling_mode
 from ..samplers import GibbsLangevinSettings
 from ._likelihood import LikelihoodMixin
 from ._persistence import PersistenceMixin
-from ._resolve import describe_image_shape, resolve_auto_params, resolve_device, resolve_image_shape
+from ._resolve import ByImageSize, describe_image_shape, resolve_auto_params, resolve_device, resolve_image_shape
 from ._sampling import SamplingMixin, seed_from
 from ._scaling import check_magnitudes, fit_range_map
 from ._training import TrainingMixin
@@ -61,13 +61,13 @@ class BaseEnergyEstimator(
         "image_shape": [StrOptions({"auto"}), tuple, list, None],
         "scaling": [StrOptions({"auto", "whiten", "standardise"})],
         "langevin_steps": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
-        "step_size": [Interval(Real, 0, None, closed="neither")],
+        "step_size": [Interval(Real, 0, None, closed="neither"), ByImageSize],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "optimizer": [StrOptions({"adam", "sgd"})],
         "lr_schedule": [StrOptions({"constant", "cosine", "linear", "auto"})],
-        "data_noise": [Interval(Real, 0, None, closed="left")],
+        "data_noise": [Interval(Real, 0, None, closed="left"), ByImageSize],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "energy_l2": [Interval(Real, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -90,9 +90,19 @@ class BaseEnergyEstimator(
     _auto_defaults: dict = {}
 
     def _resolve_params(self) -> dict:
-        """The parameters as a fit uses them (``image_shape_`` must be resolved)."""
-        return resolve_auto_params(self.get_params(deep=False), self._auto_defaults, self.image_shape_,
-                                   getattr(self, "_n_fit_rows", None))
+        """The parameters as a fit uses them (``image_shape_`` must be resolved); a
+        :class:`ByImageSize` value must resolve to a value its parameter accepts."""
+        params = self.get_params(deep=False)
+        resolved = resolve_auto_params(params, self._auto_defaults, self.image_shape_,
+                                       getattr(self, "_n_fit_rows", None))
+        ruled = [name for name, value in params.items() if isinstance(value, ByImageSize)]
+        if ruled:
+            validate_parameter_constraints(
+                {name: [c for c in self._parameter_constraints[name] if c is not ByImageSize] for name in ruled},
+                {name: resolved[name] for name in ruled},
+                caller_name=f"{type(self).__name__} (a ByImageSize value resolved for these data)",
+            )
+        return resolved
 
     def _params_to_keep(self) -> dict:
         """The resolved parameters a fitted model keeps, without ``callbacks``: they act during

@@ -26,6 +26,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ..nn.base import sampling_mode
 from ..samplers.ais import annealed_importance_sampling, kernel_lower_bound, reverse_annealed_importance_sampling
 
 __all__ = ["LikelihoodMixin", "LikelihoodWarning", "LikelihoodError"]
@@ -130,8 +131,13 @@ class LikelihoodMixin:
         return rows
 
     def _working_log_density(self, x: torch.Tensor) -> torch.Tensor:
-        """The unnormalised log-density in working units whose normaliser is log Z."""
-        return self.module_.log_density(x)
+        """The unnormalised log-density in working units whose normaliser is log Z.
+
+        Evaluated with the module frozen, as ``free_energy`` evaluates it: in training mode a
+        spectrally normalised layer advances its power iteration at every forward pass, and the
+        kernel bound's thousands of them moved the weights that later scores used."""
+        with sampling_mode(self.module_), torch.no_grad():
+            return self.module_.log_density(x)
 
     def _density_box(self, dtype=torch.float32):
         """The box the scored density lives on, in working units, or None for all of R^D."""

@@ -86,7 +86,7 @@ class TrainingMixin:
     def _divergence_advice(self) -> str:
         return (
             f"Try a lower learning_rate (now {self._trained_params['learning_rate']:g}), more data_noise (now "
-            f"{self.data_noise:g}), gradient clipping (max_grad_norm, now {self.max_grad_norm}), "
+            f"{self._trained_params['data_noise']:g}), gradient clipping (max_grad_norm, now {self.max_grad_norm}), "
             f"an energy penalty (energy_l2, now {self.energy_l2:g}), or on_divergence='restore'."
         )
 
@@ -131,7 +131,7 @@ class TrainingMixin:
             self._optimizer(self.module_.parameters()),
             generator=generator,
             data_generator=torch.Generator().manual_seed(self._seed + 2),
-            data_noise=self.data_noise,
+            data_noise=self._trained_params["data_noise"],
             # Metropolis-adjusted chains in a box sample the density restricted to it: the noisy
             # data are kept on that support too (projected chains pile mass on the faces instead).
             data_bounds=settings.bounds if settings.metropolis else None,
@@ -191,9 +191,9 @@ class TrainingMixin:
             f"density having grown sharper than steps of {self._trained_params['step_size']:g} can follow. "
             "The fit's gradient was biased, sample() starts from stale chains, and score()'s AIS is likely to "
             "fail. Smaller steps alone let the density sharpen further; the noise added to the data "
-            f"(data_noise, now {self.data_noise:g}) bounds how sharp it gets. On 28x28 images "
-            "data_noise=0.1 with step_size=0.002 (the NN-EFH's settings in the density preset) kept "
-            "the chains moving (the likelihood page of the docs). history_['acceptance'] shows "
+            f"(data_noise, now {self._trained_params['data_noise']:g}) bounds how sharp it gets. On 28x28 images "
+            "data_noise=0.25 with step_size=0.01 (the density preset's NN-EFH on images of 16x16 pixels "
+            "or more) kept the chains moving (the likelihood page of the docs). history_['acceptance'] shows "
             "when the chains stalled.",
             ConvergenceWarning, stacklevel=5,  # the caller of fit / partial_fit (through sklearn's wrapper)
         )

@@ -67,9 +67,12 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         chains; see :meth:`sample`). The paper does not state
         it; the ``paper`` preset's 100 is the first author's first EBM configuration and
         Nijkamp et al.'s short-run setting.
-    step_size : float, default=0.05
+    step_size : float or ByImageSize, default=0.05
         Langevin step size epsilon: each step is
         ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau) xi`` on the per-sample energy.
+        A :class:`~skefh.presets.ByImageSize` rule gives one value for images under 16x16
+        pixels (and tables) and another for larger ones, resolved in ``fit`` (so does
+        ``data_noise``'s).
     temperature : float or "auto", default="auto"
         "auto": 1e-3 for images, 1 for tabular data (``image_shape_`` None).
         tau: the model is ``exp(-E(x) / tau)`` and the Langevin chains target it. The paper's
@@ -140,7 +143,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
     lr_schedule : {"constant", "cosine", "linear", "auto"}, default="auto"
         "auto": "cosine" for images, "constant" for tabular data (``image_shape_`` None).
         How the learning rate falls over ``max_iter`` updates of ``fit`` ("cosine" anneals to 0).
-    data_noise : float, default=0.03
+    data_noise : float or ByImageSize, default=0.03
         Standard deviation of the Gaussian noise added to each data batch, in working units
         (images in [-1, 1]). With Metropolis-adjusted chains in a box (``metropolis=True`` and
         ``chain_bounds`` set) noisy rows are reflected back into the box, the density's support.

@@ -49,7 +49,7 @@ class GRBM(BaseEnergyEstimator):
         Gibbs rounds per update (the reference's ``CD_step``; 100 in the ``paper`` preset).
     langevin_steps : int, default=10
         L, Langevin steps per Gibbs round.
-    step_size : float, default=20.0
+    step_size : float or ByImageSize, default=20.0
         ``Langevin_eta``; the actual largest step is ``step_size * mean(sigma^2)``.
     energy_scale : "batch" or float, default=1.0
         Factor s on the energy in the Langevin drift, ``v <- v - eps s dE/dv + sqrt(2 eps) xi``.
@@ -79,7 +79,7 @@ class GRBM(BaseEnergyEstimator):
         initialises the model without training it (the untrained-network baseline).
     optimizer : {"adam", "sgd"}, default="adam"
     lr_schedule : {"constant", "cosine", "linear"}, default="cosine"
-    data_noise : float, default=0.0
+    data_noise : float or ByImageSize, default=0.0
         Standard deviation of the Gaussian noise added to each data batch.
     max_grad_norm : float or None, default=10.0
         Clip the parameter-gradient norm of each update.

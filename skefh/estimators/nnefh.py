@@ -83,10 +83,13 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
     langevin_steps : int or "auto", default="auto"
         "auto": 15 for images, 30 for tabular data (``image_shape_`` None).
         L, Langevin steps per Gibbs round.
-    step_size : float, default=0.05
+    step_size : float or ByImageSize, default=0.05
         Langevin step size epsilon: each step is
         ``x <- x - epsilon dE/dx + sqrt(2 epsilon tau) xi`` on the per-sample energy, so the
         quadratic term alone contracts ``x - mu`` by ``1 - 2 epsilon`` per step whatever tau is.
+        A :class:`~skefh.presets.ByImageSize` rule gives one value for images under 16x16
+        pixels (and tables) and another for larger ones, resolved in ``fit`` (so does
+        ``data_noise``'s; the ``density`` preset uses both).
     temperature : float or "auto", default="auto"
         "auto": 1e-3 for images, 2 for tabular data (``image_shape_`` None): at 2 the base below
         is N(mu, I), the spread of the whitened rows (``scaling``).
@@ -164,7 +167,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
     lr_schedule : {"constant", "cosine", "linear", "auto"}, default="auto"
         "auto": "cosine" (images and tabular data).
         How the learning rate falls over ``max_iter`` updates of ``fit`` ("cosine" anneals to 0).
-    data_noise : float, default=0.03
+    data_noise : float or ByImageSize, default=0.03
         Standard deviation of the Gaussian noise added to each data batch, in working units
         (images in [-1, 1]). With Metropolis-adjusted chains in a box (``metropolis=True`` and
         ``chain_bounds`` set) noisy rows are reflected back into the box, the density's support.
