@@ -11,6 +11,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -84,3 +86,11 @@ def test_a_value_the_parameter_refuses_is_refused_for_the_data_it_would_be_used_
     for small, large in (("0.01", 0.02), (float("nan"), 0.02), (0.01, None), (True, 0.02)):
         with pytest.raises(ValueError, match="ByImageSize's (small|large) must be a finite number"):
             ByImageSize(small=small, large=large)
+
+
+@given(channels=st.integers(1, 4), height=st.integers(1, 64), width=st.integers(1, 64),
+       small=st.floats(-1e6, 1e6), large=st.floats(-1e6, 1e6))
+def test_a_rule_gives_large_exactly_from_16x16_pixels_per_channel(channels, height, width, small, large):
+    rule = ByImageSize(small=small, large=large)
+    assert rule((channels, height, width)) == (large if height * width >= 256 else small)
+    assert rule(None) == small
