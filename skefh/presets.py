@@ -79,12 +79,11 @@ SHORT_RUN_TRAINING = dict(learning_rate=2e-4, replay_buffer=0, lr_schedule="cosi
 #: temperature 1 in the working units ([-1, 1]), and log Z by AIS with 20,000 steps (at 5,000
 #: too few of the NN-EFH's chains were effective). The NN-EFH's chains are 512, never
 #: restarted. Their steps and the data's noise depend on the image size: on 8x8 digits steps
-#: of 0.002 on data noised by 0.1 give the better held-out density (steps of 0.01 on data
-#: noised by 0.25 score 3.4 nats per image lower); on 28x28 images those settings learn a
-#: density sharper than AIS can estimate (kernel chains from training rows find a hundred nats
-#: of mass the others miss), and steps of 0.01 on data noised by 0.25 give one it estimates
-#: (chains with steps of 0.01 on data noised by only 0.03 stalled). Measured on the likelihood
-#: page.
+#: of 0.002 on data noised by 0.1 give the better held-out density; on 28x28 images those
+#: settings learn a density sharper than AIS can estimate (chains started from kernels on
+#: training rows find mass the others miss), and steps of 0.01 on data noised by 0.25 give one
+#: it estimates (chains with steps of 0.01 on data noised by only 0.03 stalled). Measured on the
+#: likelihood page.
 DENSITY_NETWORK = dict(n_filters=32, n_statistics=128, spectral_norm=True, attention=False, downsample="stride")
 DENSITY_SAMPLER = dict(temperature=1.0, step_size=ByImageSize(small=0.002, large=0.01), metropolis=True,
                        chain_bounds="auto", replay_buffer=512, replay_reinit=0.0, mode_jumps=True,
