@@ -4,6 +4,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 
 from skefh import NNEFH
 from skefh.training import DurationNotice
@@ -38,6 +39,6 @@ def test_a_short_fit_is_silent():
 def test_the_estimator_adds_the_notice_at_verbose_zero_only(verbose, expected):
     est = NNEFH(n_components=4, n_statistics=4, n_filters=2, max_iter=1, verbose=verbose, random_state=0)
     est.fit(np.random.default_rng(0).random((16, 64)))
-    names = [type(c).__name__ for c in est._callbacks(10, is_main=True)]
+    names = [type(c).__name__ for c in est._callbacks(10, is_main=True, rows=torch.zeros(16, 1, 8, 8))]
     assert ("DurationNotice" in names) is expected
     assert ("ProgressBar" in names) is (verbose > 0)

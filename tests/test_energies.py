@@ -165,9 +165,35 @@ def test_whitener_whitens_the_running_covariance_of_the_statistics():
         unit[-1] = 1.0
         torch.testing.assert_close((model.whitener @ unit)[-1], (n_statistics * floor).rsqrt())
         second = torch.randn(500, n_features, dtype=torch.float64, generator=gen) * 2.0
-        expected_covariance = torch.lerp(covariance, torch.cov(linear(second).T), model.centring_momentum)
+        expected_covariance = torch.lerp(covariance, torch.cov(linear(second).T), model.whitening_momentum)
     model.observe_data(second)
+    assert model.whitening_momentum == 0.1
     torch.testing.assert_close(model.statistics_covariance, expected_covariance)
+    # u_bar is the second batch's mean, not a blend: the covariance keeps a memory, the mean none.
+    torch.testing.assert_close(model.statistics_mean, linear(second).mean(0).detach())
+
+
+def test_centre_on_sets_the_mean_of_the_statistics_over_every_batch():
+    """u_bar becomes the mean of U over all rows of all batches (unequal batch sizes weigh by
+    rows); C and the whitener are left as training left them; the paper's coupling has no u_bar."""
+    model = tiny_nnefh(3, 4, 5, coupling="bounded+whiten")
+    covariance, whitener = model.statistics_covariance.clone(), model.whitener.clone()
+    gen = torch.Generator().manual_seed(3)
+    batches = [torch.randn(n, 3, dtype=torch.float64, generator=gen) + shift for n, shift in ((7, 0.0), (2, 5.0))]
+    model.centre_on(iter(batches))
+    with torch.no_grad():
+        expected = model.statistics(torch.cat(batches)).mean(0)
+    torch.testing.assert_close(model.statistics_mean, expected)
+    assert torch.equal(model.statistics_covariance, covariance) and torch.equal(model.whitener, whitener)
+    with pytest.raises(ValueError, match="at least one row"):
+        model.centre_on([])
+    paper = tiny_nnefh(3, 4, 5)
+    before = {k: v.clone() for k, v in paper.state_dict().items()}
+    paper.centre_on(batches)
+    assert all(torch.equal(before[k], v) for k, v in paper.state_dict().items())
+    for name in ("centring_momentum", "whitening_momentum"):
+        with pytest.raises(ValueError, match=name):
+            NNEFHEnergy(MLPStatistics(3, 5), (3,), 5, 4, coupling="centred", **{name: 0.0})
 
 
 def test_whitening_needs_a_centred_or_bounded_coupling():
@@ -196,14 +222,22 @@ def test_bounded_coupling_rejects_bad_settings():
 
 
 def test_centred_mean_follows_the_data_and_the_paper_coupling_keeps_none():
-    """The first batch sets u_bar to its mean of U; later batches move it by the momentum."""
+    """By default u_bar is each batch's mean of U; with a centring momentum below 1 the first
+    batch sets it and later batches move it by the momentum."""
+    first, second = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 3, dtype=torch.float64) + 1.0
     model = tiny_nnefh(3, 4, 5, coupling="centred")
     model.n_observed.zero_()
-    first, second = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 3, dtype=torch.float64) + 1.0
+    for batch in (first, second):
+        model.observe_data(batch)
+        with torch.no_grad():
+            torch.testing.assert_close(model.statistics_mean, model.statistics(batch).mean(0))
+    assert int(model.n_observed) == 2
+    model.centring_momentum = 0.1
+    model.n_observed.zero_()
     model.observe_data(first)
     with torch.no_grad():
         torch.testing.assert_close(model.statistics_mean, model.statistics(first).mean(0))
-        expected = torch.lerp(model.statistics_mean, model.statistics(second).mean(0), model.centring_momentum)
+        expected = torch.lerp(model.statistics_mean, model.statistics(second).mean(0), 0.1)
     model.observe_data(second)
     torch.testing.assert_close(model.statistics_mean, expected)
     assert int(model.n_observed) == 2

@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ..nn.base import module_lock
 from ..samplers import TrainingSampler
-from ..training import Checkpoint, ContrastiveTrainer, DivergenceMonitor, DurationNotice, ProgressBar
+from ..training import Checkpoint, ContrastiveTrainer, DataCentring, DivergenceMonitor, DurationNotice, ProgressBar
 
 __all__ = ["TrainingMixin"]
 
@@ -90,15 +90,18 @@ class TrainingMixin:
             f"an energy penalty (energy_l2, now {self.energy_l2:g}), or on_divergence='restore'."
         )
 
-    def _callbacks(self, n_updates: int, is_main: bool) -> list:
-        # Order matters: the divergence check runs before a checkpoint could save a bad state.
+    def _callbacks(self, n_updates: int, is_main: bool, rows: torch.Tensor) -> list:
+        # Order matters: the divergence check runs before a checkpoint could save a bad state,
+        # and the data centring before the checkpoint's last save. Every process centres on the
+        # same rows (all of them, not its shard), so that the copies stay equal.
         callbacks = [
             DivergenceMonitor(
                 chain_limit=self._chain_limit(),
                 on_divergence=self.on_divergence,
                 advice=self._divergence_advice(),
                 checkpoint_path=None if self.checkpoint_path is None else str(self.checkpoint_path),
-            )
+            ),
+            DataCentring(lambda: self._centring_rows(rows).split(self._transform_chunk)),
         ]
         if self.checkpoint_path is not None:
             callbacks.append(
@@ -111,7 +114,8 @@ class TrainingMixin:
         callbacks.extend(self.callbacks or ())
         return callbacks
 
-    def _make_trainer(self, total_updates: int, n_updates: int, lr_schedule: str) -> ContrastiveTrainer:
+    def _make_trainer(self, total_updates: int, n_updates: int, lr_schedule: str,
+                      rows: torch.Tensor) -> ContrastiveTrainer:
         settings = self._sampler_settings(self._trained_params)
         negative_sampler = TrainingSampler(
             settings,
@@ -140,7 +144,7 @@ class TrainingMixin:
             lr_schedule=lr_schedule,
             total_updates=total_updates,
             forward_model=ddp.forward_model,
-            callbacks=self._callbacks(n_updates, ddp.is_main),
+            callbacks=self._callbacks(n_updates, ddp.is_main, rows),
             **self._trainer_options(),
         )
         trainer.world = ddp
@@ -157,9 +161,9 @@ class TrainingMixin:
         # the lock is the one sampling_mode holds while the weights are frozen.
         with module_lock(self.module_):
             self._trained_params = self._params_to_keep()
-            trainer = self._make_trainer(self._trained_params["max_iter"], n_updates, lr_schedule)
-            data = self._to_tensor(self.range_map_.to_working(X))
-            data = trainer.world.shard(data)
+            rows = self._to_tensor(self.range_map_.to_working(X))
+            trainer = self._make_trainer(self._trained_params["max_iter"], n_updates, lr_schedule, rows)
+            data = trainer.world.shard(rows)
             self._live_trainer = trainer  # read by the checkpoint callback mid-fit
             try:
                 with self._compiled():
@@ -170,6 +174,16 @@ class TrainingMixin:
                 self.history_ = trainer.history
                 self.n_iter_ = trainer.n_updates
         self._warn_if_chains_stalled(n_updates)
+
+    #: Most training rows a fitted model's data statistics are computed on (evenly spaced).
+    _max_centring_rows = 10_000
+
+    def _centring_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """At most ``_max_centring_rows`` of the training rows, evenly spaced."""
+        if len(rows) <= self._max_centring_rows:
+            return rows
+        index = torch.linspace(0, len(rows) - 1, self._max_centring_rows, device=rows.device).round().long()
+        return rows[index]
 
     #: Below this share of accepted Metropolis-adjusted proposals, over the last tenth of a fit's
     #: updates, the training chains are reported as stalled: a well-tuned chain accepts about

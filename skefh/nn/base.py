@@ -12,7 +12,7 @@ import threading
 import warnings
 import weakref
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -86,6 +86,10 @@ class EnergyModel(nn.Module):
     def observe_data(self, x: torch.Tensor) -> None:
         """Called by the trainer with every data batch before its update; models that keep
         running statistics of the data (the centred NN-EFH) update them here."""
+
+    def centre_on(self, batches: Iterable[torch.Tensor]) -> None:
+        """Called at the end of a fit with the training data in batches; models that keep
+        statistics of the data (the centred NN-EFH) fix them on it here."""
 
     def quadratic(self, x: torch.Tensor) -> torch.Tensor:
         """The part of the energy that does not involve z (latent models: E = Q(x) - z . eta(x))."""

@@ -26,7 +26,8 @@ the data's mean statistics and a visible read-out of U in place of the latent bi
 
     E(z, x) = ||x - mu||^2 - a^T U(x) - z^T W (U(x) - u_bar),
 
-where u_bar is a running mean of U over the training batches (a buffer, not a parameter). The
+where u_bar is the mean of U over the data (a buffer, not a parameter): during training the
+current batch's, at the end of a fit the training data's (:meth:`NNEFHEnergy.centre_on`). The
 posterior is Bern(sigmoid(W (U(x) - u_bar) / tau)) and
 
     F_tau(x) = ||x - mu||^2 - a^T U(x) - tau * sum_k softplus(eta_k(x) / tau).
@@ -36,6 +37,10 @@ paper's coupling w_k . U(x) + b_k has the same sign for every input, and the con
 dominated early by the one direction that tells data from noise, drives every unit along it until
 all are on or off for every input (a linear read-out of U). Here the read-out a carries that
 direction, and a unit's logit is zero at the average data point, so every unit splits the data.
+Why the current batch's mean and not a running mean over batches: U's mean over the data moves at
+every update, and a running mean lags it; on digits at a constant learning rate the lag grew to
+five times U's whitened spread, which put every bounded unit at its bound for every input (the
+research notes of the docs, "A centre that lags").
 
 Bounded coupling (``coupling="bounded"``): the centred harmonium with each unit's logit in nats,
 at unit scale for the optimiser and bounded by B (``logit_bound``),
@@ -56,7 +61,8 @@ a read-out each, about K / 2 of them moving together (research notes).
 
 Whitened statistics (``whiten=True``, centred and bounded couplings): the units read
 P (U(x) - u_bar) in place of U(x) - u_bar, where P = C^(-1/2) / sqrt(N) whitens a running
-covariance C of U over the training batches (a buffer like u_bar, no gradient through it), its
+covariance C of U over the training batches (a buffer like u_bar, no gradient through it; a
+running one because a batch of 64 has fewer rows than U has dimensions), its
 eigenvalues floored at ``WHITENING_FLOOR`` times their mean. Why: training collapses U's spread
 over the data onto a few directions (measured on the generation page of the docs), so units
 that read U can only split the data along them; whitened,
@@ -69,7 +75,7 @@ The read-out a keeps the raw U.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -105,8 +111,11 @@ class NNEFHEnergy(EnergyModel):
         How the latent reads U (see the module notes): the paper's ``W U + b``,
         ``W (U - u_bar)`` with a visible read-out ``a^T U`` instead of latent biases, or that
         centred coupling with each unit's logit in nats and bounded by ``logit_bound``.
-    centring_momentum : float, default=0.1
-        Weight of each data batch in the running mean u_bar (centred and bounded couplings).
+    centring_momentum : float, default=1.0
+        Weight of each data batch in u_bar (centred and bounded couplings): 1 sets u_bar to each
+        batch's mean of U; below 1, u_bar is a running mean over the batches.
+    whitening_momentum : float, default=0.1
+        Weight of each data batch in the running covariance C (``whiten=True``).
     logit_bound : float, default=4.0
         B, the largest absolute logit of a unit (``coupling="bounded"``).
     latent_gain : float, default=100.0
@@ -131,6 +140,8 @@ class NNEFHEnergy(EnergyModel):
     latent_gain = 1.0
     readout_gain = 1.0
     whiten = False
+    # Modules pickled before 0.19 moved C by their centring momentum, which was 0.1.
+    whitening_momentum = 0.1
 
     def __init__(
         self,
@@ -143,7 +154,8 @@ class NNEFHEnergy(EnergyModel):
         generator: Optional[torch.Generator] = None,
         temperature: float = 1.0,
         coupling: str = "paper",
-        centring_momentum: float = 0.1,
+        centring_momentum: float = 1.0,
+        whitening_momentum: float = 0.1,
         logit_bound: float = 4.0,
         latent_gain: float = 100.0,
         readout_gain: float = 256.0,
@@ -154,8 +166,9 @@ class NNEFHEnergy(EnergyModel):
             raise ValueError(f"temperature must be positive, got {temperature!r}")
         if coupling not in self.COUPLINGS:
             raise ValueError(f"coupling must be one of {self.COUPLINGS}, got {coupling!r}")
-        if not 0.0 < centring_momentum <= 1.0:
-            raise ValueError(f"centring_momentum must lie in (0, 1], got {centring_momentum!r}")
+        for name, value in (("centring_momentum", centring_momentum), ("whitening_momentum", whitening_momentum)):
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must lie in (0, 1], got {value!r}")
         for name, value in (("logit_bound", logit_bound), ("latent_gain", latent_gain),
                             ("readout_gain", readout_gain)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -166,6 +179,7 @@ class NNEFHEnergy(EnergyModel):
         self.temperature = float(temperature)
         self.coupling = coupling
         self.centring_momentum = float(centring_momentum)
+        self.whitening_momentum = float(whitening_momentum)
         bounded = coupling == "bounded"
         self.logit_bound = float(logit_bound) if bounded else None
         self.latent_gain = float(latent_gain) if bounded else 1.0
@@ -221,7 +235,8 @@ class NNEFHEnergy(EnergyModel):
 
     @torch.no_grad()
     def observe_data(self, x: torch.Tensor) -> None:
-        """Move u_bar towards the mean of U over a data batch (centred and bounded couplings)."""
+        """Set u_bar to the mean of U over a data batch (or move it there by the centring momentum),
+        and move C towards the batch's covariance (centred and bounded couplings)."""
         if self.readout is None:
             return
         u = self.statistics(x).to(self.statistics_mean.dtype)
@@ -230,15 +245,31 @@ class NNEFHEnergy(EnergyModel):
             centred = u - u_mean
             covariance = centred.T @ centred / max(len(u) - 1, 1)
         first = self.n_observed == 0
-        if not first:
+        if not first and self.centring_momentum < 1.0:
             u_mean = torch.lerp(self.statistics_mean, u_mean, self.centring_momentum)
         self.statistics_mean.copy_(u_mean)
         if self.whiten:
             if not first:
-                covariance = torch.lerp(self.statistics_covariance, covariance, self.centring_momentum)
+                covariance = torch.lerp(self.statistics_covariance, covariance, self.whitening_momentum)
             self.statistics_covariance.copy_(covariance)
             self.whitener.copy_(self._whitener_of(covariance))
         self.n_observed += 1
+
+    @torch.no_grad()
+    def centre_on(self, batches: Iterable[torch.Tensor]) -> None:
+        """Set u_bar to the mean of U over the data in ``batches`` (centred and bounded couplings;
+        the paper's coupling keeps no statistics). Run at the end of a fit, so that the fitted
+        model's units are centred on its training data, not on the last batch it saw."""
+        if self.readout is None:
+            return
+        total, count = None, 0
+        for x in batches:
+            u = self.statistics(x).double()
+            total = u.sum(0) if total is None else total + u.sum(0)
+            count += len(u)
+        if count == 0:
+            raise ValueError("centre_on needs at least one row of data")
+        self.statistics_mean.copy_((total / count).to(self.statistics_mean.dtype))
 
     def _whitener_of(self, covariance: torch.Tensor) -> torch.Tensor:
         """P = C^(-1/2) / sqrt(N), C's eigenvalues floored at WHITENING_FLOOR times their mean:

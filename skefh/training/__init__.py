@@ -3,6 +3,7 @@
 from .callbacks import (
     Callback,
     Checkpoint,
+    DataCentring,
     DivergenceError,
     DivergenceMonitor,
     DurationNotice,
@@ -18,6 +19,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "ContrastiveTrainer",
+    "DataCentring",
     "DivergenceError",
     "DivergenceMonitor",
     "DurationNotice",

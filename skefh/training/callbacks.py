@@ -12,7 +12,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import torch
 
@@ -298,6 +298,30 @@ def _agree_across_ranks(reason: Optional[str]) -> Optional[str]:
     return reason
 
 
+class DataCentring(Callback):
+    """At the end of a fit that finished, fix the model's statistics of the data on the training
+    rows (:meth:`~skefh.nn.base.EnergyModel.centre_on`; the centred NN-EFH's u_bar).
+
+    Placed before :class:`Checkpoint`, whose save at the end of the fit then holds them.
+
+    Parameters
+    ----------
+    batches_fn : callable
+        Returns an iterable of data batches in the model's working units.
+    """
+
+    def __init__(self, batches_fn: Callable[[], Iterable[torch.Tensor]]):
+        self.batches_fn = batches_fn
+
+    def on_fit_end(self, trainer):
+        if trainer.error is not None:
+            return
+        from ..nn.base import sampling_mode
+
+        with sampling_mode(trainer.model), torch.no_grad():
+            trainer.model.centre_on(self.batches_fn())
+
+
 class Checkpoint(Callback):
     """Save a resumable checkpoint every ``every`` updates and at the end of the fit.
 
@@ -335,5 +359,7 @@ class Checkpoint(Callback):
     def on_fit_end(self, trainer):
         if trainer.error is not None:  # keep the last good checkpoint, not the failed state
             return
-        if trainer.history and self._last_good != trainer.n_updates:
+        # Saved again even where the last update was saved: the end of a fit may change the
+        # model after its last update (DataCentring).
+        if trainer.history:
             self._save(trainer)
