@@ -115,8 +115,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         # from the buffer are closer to the data than with CPU_TRAINING's few restarts and no box,
         # and without the box that many restarts diverge (see the generation page of the docs).
         # Its latent is coupled as the image defaults' (since 0.19): with the paper's coupling
-        # every unit was on or off for every image; its samples from the buffer are within 10 % of
-        # their Fréchet distance with the paper's (the research notes of the docs, "A centre that lags").
+        # every unit was on or off for every image; its samples from the buffer are about as close
+        # to the data with either (measured in the research notes of the docs, "A centre that lags").
         # The EBM keeps 1e-4, the rate its recipe was evaluated at (without the box).
         "nnefh": dict(**CPU_SIZE, n_components=512, **CPU_NETWORK, gibbs_steps=2, langevin_steps=15,
                       **{**CPU_TRAINING, "learning_rate": 2e-4, "replay_reinit": 0.5}),

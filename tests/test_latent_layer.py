@@ -95,9 +95,9 @@ def test_a_fitted_model_is_centred_on_its_training_data(digits):
 
 def test_units_stay_centred_while_training_at_a_constant_learning_rate(digits, one_torch_thread):
     """U's mean over the data moves at every update; units centred on a running mean of it lag
-    behind, and at a constant learning rate every bounded unit sat at its bound for every digit
-    from the tenth update on (86 % always on over updates 10 to 100, at 0.18). Centred on each
-    batch's mean, no unit is on or off for a whole batch."""
+    behind, and at a constant learning rate most bounded units sat at their bound for every
+    digit from about the tenth update on (at 0.18). Centred on each batch's mean, no unit is on
+    or off for a whole batch."""
     train, test = digits
     est = make_estimator("nnefh", "cpu-short-run", max_iter=100, lr_schedule="constant", random_state=0).fit(train)
     saturated = [r["latent_always_on"] + r["latent_always_off"] for r in est.history_[10:]]

@@ -38,9 +38,9 @@ dominated early by the one direction that tells data from noise, drives every un
 all are on or off for every input (a linear read-out of U). Here the read-out a carries that
 direction, and a unit's logit is zero at the average data point, so every unit splits the data.
 Why the current batch's mean and not a running mean over batches: U's mean over the data moves at
-every update, and a running mean lags it; on digits at a constant learning rate the lag grew to
-five times U's whitened spread, which put every bounded unit at its bound for every input (the
-research notes of the docs, "A centre that lags").
+every update, and a running mean lags it; on digits at a constant learning rate the lag outgrew
+U's spread over the data, which put every bounded unit at its bound for every input (measured in
+the research notes of the docs, "A centre that lags").
 
 Bounded coupling (``coupling="bounded"``): the centred harmonium with each unit's logit in nats,
 at unit scale for the optimiser and bounded by B (``logit_bound``),
