@@ -50,9 +50,10 @@ def test_interrupted_and_resumed_fit_is_bit_identical(cls, extra, tmp_path):
     assert [h["loss"] for h in straight.history_] == [h["loss"] for h in resumed.history_]
 
 
-def test_checkpoint_restores_a_fitted_estimator(tmp_path):
+@pytest.mark.parametrize("every", [1000, 2])  # 2: the last update was saved before the end-of-fit centring
+def test_checkpoint_restores_a_fitted_estimator(tmp_path, every):
     path = tmp_path / "ckpt.pt"
-    est = NNEFH(max_iter=4, checkpoint_path=path, **TINY).fit(X)
+    est = NNEFH(max_iter=4, checkpoint_path=path, checkpoint_every=every, **TINY).fit(X)
     loaded = NNEFH.from_checkpoint(path)
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
     np.testing.assert_array_equal(loaded.sample(3, random_state=0), est.sample(3, random_state=0))
