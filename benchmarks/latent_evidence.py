@@ -37,7 +37,7 @@ judged (a model whose pixels are not in [0, 1] is refused without it).
     python benchmarks/latent_evidence.py results/sample_quality/d300-nnefh.joblib --dataset digits
 
 The chains of (a) and (c) use the budget ``sample`` runs from noise by default (for a model
-trained on chains from noise, twice its training rounds; ``--gibbs-steps`` and
+trained on chains from noise, one and a half times its training steps; ``--gibbs-steps`` and
 ``--langevin-steps`` change M and L) and start their visible state from N(0, I) even for a model
 trained with a replay buffer. The Algorithm 2 chains start from the same test images the
 samples are compared with, as in ``sample_quality.py``.

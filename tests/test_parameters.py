@@ -213,14 +213,32 @@ def test_constraints_reject_bad_values(cls, params):
         cls(**params).fit(X)
 
 
-def test_sampling_settings_report_the_budget_sample_runs_from_noise():
-    """A model trained on chains from noise samples from noise with twice its training rounds;
-    sampling_settings(init=...) says so, and refuses an unknown start."""
-    est = NNEFH(n_components=4, n_statistics=4, n_filters=2, gibbs_steps=3, langevin_steps=2, max_iter=1,
-                verbose=-1, random_state=0).fit(np.random.default_rng(0).random((16, 64)))
-    assert est.sampling_settings().n_gibbs == 3
-    assert est.sampling_settings(init="noise").n_gibbs == est.sampling_settings(init="auto").n_gibbs == 6
-    assert est.sample_chains(2).shape == (2, 1 + 6, 64)
+@pytest.mark.parametrize(
+    "cls, params, trained, from_noise",
+    [(NNEFH, {"gibbs_steps": 2, "langevin_steps": 4}, (2, 4), (3, 4)),
+     (NNEFH, {"gibbs_steps": 4, "langevin_steps": 3}, (4, 3), (6, 3)),
+     (NNEFH, {"gibbs_steps": 3, "langevin_steps": 2}, (3, 2), (3, 3)),
+     (EBM, {"langevin_steps": 30}, (1, 30), (1, 45)),
+     (EBM, {"langevin_steps": 5}, (1, 5), (1, 8))],
+)
+def test_sampling_settings_report_the_budget_sample_runs_from_noise(cls, params, trained, from_noise):
+    """A model trained on chains from noise samples from noise with one and a half times its
+    training steps (more rounds where the training rounds are even, else longer rounds);
+    sampling_settings(init=...) says so, an explicit budget overrides it, and an unknown start
+    is refused."""
+    small = {"n_components": 4} if cls is NNEFH else {}
+    est = cls(**small, n_statistics=4, n_filters=2, max_iter=1, verbose=-1, random_state=0, **params).fit(
+        np.random.default_rng(0).random((16, 64)))
+    settings = est.sampling_settings()
+    assert (settings.n_gibbs, settings.n_langevin) == trained
+    for init in ("noise", "auto"):
+        settings = est.sampling_settings(init=init)
+        assert (settings.n_gibbs, settings.n_langevin) == from_noise
+    assert est.sample_chains(2).shape == (2, 1 + from_noise[0], 64)
+    explicit = est.sampling_settings(init="noise", gibbs_steps=5)
+    assert (explicit.n_gibbs, explicit.n_langevin) == (5, trained[1])
+    explicit = est.sampling_settings(init="noise", langevin_steps=7)
+    assert (explicit.n_gibbs, explicit.n_langevin) == (from_noise[0], 7)
     with pytest.raises(ValueError, match="init must be"):
         est.sampling_settings(init="buffr")
 

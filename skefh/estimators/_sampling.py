@@ -64,13 +64,15 @@ class SamplingMixin:
         gibbs_steps, langevin_steps : int, optional
             Sampling budget: Gibbs rounds and Langevin steps per round (the EBM has one round
             unless ``gibbs_steps`` asks for more blocks). Default: the training sampler's, with
-            more Gibbs rounds for two kinds of NN-EFH or EBM. Trained with Metropolis-adjusted
+            a longer budget for two kinds of NN-EFH or EBM. Trained with Metropolis-adjusted
             chains (``metropolis=True``, the tabular default): twenty times the training rounds,
             since those chains leave the model's density invariant and only get nearer to it
             with more steps. Trained on unadjusted chains restarted from noise
-            (``replay_buffer=0``, the image default) and started from noise: twice the training
-            rounds, as such models generate best with about twice their training budget and
-            worse with many times it (see the generation page).
+            (``replay_buffer=0``, the image default) and started from noise: one and a half
+            times the training steps (half as many Gibbs rounds again where the training rounds
+            are even, otherwise half as many Langevin steps again per round), as such models
+            generate best a little beyond their training budget and worse with many times it
+            (see the generation page).
         step_size : float, optional
             Langevin step size; default the training sampler's.
         temperature : float, optional
@@ -119,7 +121,9 @@ class SamplingMixin:
         if init == "auto":
             init = "buffer" if self._has_replay_states() else "noise"
         if init is not None and gibbs_steps is None:
-            gibbs_steps = settings.n_gibbs * self._default_rounds_factor(init)
+            gibbs_steps, default_steps = self._default_budget(settings, init)
+            if langevin_steps is None:
+                langevin_steps = default_steps
         changes = {}
         for name, field, value in (("gibbs_steps", "n_gibbs", gibbs_steps),
                                    ("langevin_steps", "n_langevin", langevin_steps)):
@@ -136,10 +140,11 @@ class SamplingMixin:
             changes["latent_temperature"] = float(temperature)  # one density at the asked temperature
         return settings.with_(**changes)
 
-    def _default_rounds_factor(self, init: str) -> int:
-        """How many times the training sampler's Gibbs rounds ``sample`` runs by default from
-        ``init`` ("noise" or "buffer"): the training budget here; see the NN-EFH's and EBM's."""
-        return 1
+    def _default_budget(self, settings, init: str) -> tuple:
+        """The Gibbs rounds and Langevin steps per round that ``sample`` runs by default from
+        ``init`` ("noise" or "buffer"), given the training sampler's ``settings``: the training
+        budget here; see the NN-EFH's and EBM's."""
+        return settings.n_gibbs, settings.n_langevin
 
     def _has_replay_states(self) -> bool:
         buffer = self._replay_buffer_state()

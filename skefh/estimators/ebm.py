@@ -62,9 +62,9 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         :func:`skefh.nn.build_statistics_net` for what it leaves out).
     langevin_steps : int or "auto", default="auto"
         "auto": 30 for images, 20 for tabular data (``image_shape_`` None).
-        Steps of Langevin per update (``sample`` runs more by default: twice as many from noise
-        for a model trained on chains from noise, twenty times as many for Metropolis-adjusted
-        chains; see :meth:`sample`). The paper does not state
+        Steps of Langevin per update (``sample`` runs more by default: half as many again from
+        noise for a model trained on chains from noise, twenty times as many for
+        Metropolis-adjusted chains; see :meth:`sample`). The paper does not state
         it; the ``paper`` preset's 100 is the first author's first EBM configuration and
         Nijkamp et al.'s short-run setting.
     step_size : float or ByImageSize, default=0.05

@@ -77,9 +77,9 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         :func:`skefh.nn.build_statistics_net` for what it leaves out).
     gibbs_steps : int or "auto", default="auto"
         "auto": 2 for images, 2 for tabular data (``image_shape_`` None).
-        M, Gibbs rounds per model sample of training (``sample`` runs more by default: twice as
-        many from noise for a model trained on chains from noise, twenty times as many for
-        Metropolis-adjusted chains; see :meth:`sample`).
+        M, Gibbs rounds per model sample of training (``sample`` runs more by default: half as
+        many again from noise for a model trained on chains from noise, twenty times as many
+        for Metropolis-adjusted chains; see :meth:`sample`).
     langevin_steps : int or "auto", default="auto"
         "auto": 15 for images, 30 for tabular data (``image_shape_`` None).
         L, Langevin steps per Gibbs round.
