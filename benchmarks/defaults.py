@@ -1,14 +1,20 @@
 """A new user's path: ``NNEFH().fit(X)``, ``EBM().fit(X)`` and ``GRBM().fit(X)`` at their defaults.
 
-Each model is built with no argument but ``random_state`` and fitted on the dataset's training
-rows. The benchmark reports the fit time, the size of the fitted model's pickle, ``sample(n)`` at
-its defaults judged by the sample-quality judge (Fréchet distance, confidence, coverage; see
-``benchmarks/sample_quality.py``), the same after a pickle round trip, latent usage where the
-model has a latent layer, and what ``score`` does on held-out rows (a number, or the
-``LikelihoodError`` it raises). Writes ``results/defaults/<name>.json`` and one PNG grid per model.
+Each model is built with no argument but ``random_state`` (and any ``--set``) and fitted on the
+dataset's training rows; a fit that stops with ``DivergenceError`` is recorded (update and
+message) and the next model runs. The benchmark reports the fit time, the size of the fitted
+model's pickle, ``sample(n)`` at its defaults judged by the sample-quality judge (Fréchet
+distance, confidence, coverage; see ``benchmarks/sample_quality.py``), the same after a pickle
+round trip, latent usage where the model has a latent layer, and what ``score`` does on held-out
+rows (a number, or the ``LikelihoodError`` it raises). Writes ``results/defaults/<name>.json``
+and one PNG grid per model.
 
     python benchmarks/defaults.py --dataset fashion-mnist          # about an hour on two CPU cores
     python benchmarks/defaults.py --dataset digits                 # a few minutes
+    python benchmarks/defaults.py --dataset fashion-mnist --models ebm --seed 1 --set on_divergence=restore
+
+``--set key=value`` changes one parameter of every model run (the JSON records it): for checking
+what a single change does to the defaults' figures.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ import numpy as np
 from sample_quality import load_judge
 
 from skefh import EBM, GRBM, NNEFH
+from skefh.cli import parse_overrides
 from skefh.datasets import load_dataset
 from skefh.estimators import LikelihoodError
 from skefh.metrics import latent_usage
 from skefh.plotting import save_image_grid
+from skefh.training import DivergenceError
 
 ESTIMATORS = {"nnefh": NNEFH, "ebm": EBM, "grbm": GRBM}
 
@@ -90,6 +98,7 @@ def main(argv=None):
     parser.add_argument("--out-dir", default="results/defaults")
     parser.add_argument("--judge-dir", default="results/judge")
     parser.add_argument("--save-models", action="store_true", help="pickle each fitted model beside the JSON")
+    parser.add_argument("--set", action="append", default=[], help="key=value: a parameter changed from its default")
     args = parser.parse_args(argv)
 
     data = load_dataset(args.dataset)
@@ -100,7 +109,8 @@ def main(argv=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     low, high = float(data.X_train.min()), float(data.X_train.max())
     noise = np.random.default_rng(args.seed).uniform(low, high, (args.n_samples, data.X_train.shape[1]))
-    results = {"name": name, "dataset": args.dataset, "n_train": len(data.X_train), "n_samples": args.n_samples,
+    results = {"name": name, "dataset": args.dataset, "set": args.set, "n_train": len(data.X_train),
+               "n_samples": args.n_samples,
                "judge_test_accuracy": judge.accuracy(data.X_test, data.y_test),
                "real": judged(judge, data.X_train[: args.n_samples], reference),
                "uniform_noise": judged(judge, noise.astype(np.float32), reference), "models": {}}
@@ -109,9 +119,17 @@ def main(argv=None):
         print(f"{row}: " + "FD {frechet_distance:.2f}  confidence {confidence:.3f}  "
               "coverage {coverage:.2f}".format(**results[row]), flush=True)
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-        est = ESTIMATORS[model](random_state=args.seed)
+        est = ESTIMATORS[model](random_state=args.seed, **parse_overrides(args.set))
         start = time.perf_counter()
-        est.fit(data.X_train)
+        try:
+            est.fit(data.X_train)
+        except DivergenceError as exc:
+            results["models"][model] = {"fit_seconds": time.perf_counter() - start, "diverged_at": exc.update,
+                                        "error": str(exc)}
+            print(f"{model}: diverged at update {exc.update} after {time.perf_counter() - start:.0f} s: "
+                  f"{exc.reason}", flush=True)
+            (out_dir / f"{name}.json").write_text(json.dumps(results, indent=1))
+            continue
         info = {"fit_seconds": time.perf_counter() - start, "updates": est.n_iter_,
                 "params": {k: repr(v) for k, v in est.get_params().items()}}
         start = time.perf_counter()
@@ -145,7 +163,7 @@ def main(argv=None):
             print(f"  score: {outcome['score']}" if outcome["error"] is None
                   else f"  score raises LikelihoodError: {outcome['error']}", flush=True)
         (out_dir / f"{name}.json").write_text(json.dumps(results, indent=1))
-    grids = {model: info["grid"] for model, info in results["models"].items()}
+    grids = {model: info["grid"] for model, info in results["models"].items() if "grid" in info}
     if len(grids) > 1:
         side_by_side(grids, out_dir / f"{name}-side-by-side.png",
                      f"{min(args.n_samples, 100)} samples per model, sample() at the defaults, {args.dataset}")

@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 from skefh import EBM, GRBM, NNEFH
 from skefh.cli import main as cli_main
 from skefh.cli import parse_overrides
-from skefh.training import Callback, CheckpointError, DivergenceError
+from skefh.training import Callback, CheckpointError, DivergenceError, DivergenceWarning
 
 X = load_digits().data[:256]
 # A constant learning rate: max_iter may then change when a fit resumes (a schedule's horizon may not).
@@ -175,7 +175,8 @@ def test_divergence_restore_lowers_the_learning_rate_and_finishes():
     # The paper's coupling: a configuration known to diverge within the first updates.
     est = NNEFH(max_iter=30, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
                 chain_bounds=None, on_divergence="restore", coupling="paper", **{**TINY, "langevin_steps": 10})
-    est.fit(X)  # a DivergenceError here fails the test: the restores must carry the fit through
+    with pytest.warns(DivergenceWarning, match="Went back to update"):
+        est.fit(X)  # a DivergenceError here fails the test: the restores must carry the fit through
     events = [h for h in est.history_ if h.get("event") == "restored"]
     assert events, "the configuration no longer diverges: the test needs another one"
     assert events[0]["lr_scale"] == 0.5
@@ -190,7 +191,8 @@ def test_a_restored_fit_still_performs_max_iter_updates():
     est = NNEFH(max_iter=20, step_size=1.0, learning_rate=0.05, max_grad_norm=None, data_noise=0.0, energy_l2=0.0,
                 chain_bounds=None, replay_buffer=10_000, attention=True, downsample="maxpool", coupling="paper",
                 on_divergence="restore", **{**TINY, "langevin_steps": 10})
-    est.fit(X)
+    with pytest.warns(DivergenceWarning):
+        est.fit(X)
     events = [h for h in est.history_ if h.get("event") == "restored"]
     updates = [h["update"] for h in est.history_ if "event" not in h]
     assert events, "the configuration no longer diverges: the test needs another one"

@@ -2,6 +2,7 @@
 
 import copy
 import math
+import statistics
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from skefh.training import (
     ContrastiveTrainer,
     DivergenceError,
     DivergenceMonitor,
+    DivergenceWarning,
     load_checkpoint,
     lr_factor,
     save_checkpoint,
@@ -146,14 +148,16 @@ def test_lr_schedules():
         lr_factor("step", 0, 10)
 
 
-def _exploding_sampler(at_update, value):
+def _exploding_sampler(at_update, value, calls_that_explode=None):
+    """A sampler whose chains are ``value`` from its ``at_update``-th call on, or on the calls
+    listed only."""
     settings = GibbsLangevinSettings(1, 2, 0.1, 0.01)
     calls = {"n": 0}
 
     def draw(model, x_pos, generator):
         calls["n"] += 1
         out = sample_from_noise(model, len(x_pos), settings, generator=generator)
-        if calls["n"] >= at_update:
+        if calls["n"] in calls_that_explode if calls_that_explode is not None else calls["n"] >= at_update:
             out["x"] = out["x"] * 0 + value
         return out
 
@@ -176,11 +180,114 @@ def test_divergence_restore_rolls_back_and_lowers_the_learning_rate():
     model = tiny_nnefh(3, 4, 5).float()
     monitor = DivergenceMonitor(on_divergence="restore", snapshot_every=2, max_restores=2)
     trainer = _trainer(model, callbacks=[monitor], sampler=_exploding_sampler(5, float("nan")))
-    with pytest.raises(DivergenceError):
+    with pytest.raises(DivergenceError, match="rolled back 2 times, down to 0.25 times"), \
+            pytest.warns(DivergenceWarning) as caught:
         trainer.fit(torch.randn(40, 3), 10, 8)
+    assert [str(w.message).split("(")[-1] for w in caught] == ["restore 1 of at most 2).", "restore 2 of at most 2)."]
     assert monitor.n_restores == 2
     assert trainer.lr_scale == pytest.approx(0.25)
     assert [r.get("event") for r in trainer.history].count("restored") == 2
+
+
+def test_each_further_restore_goes_one_snapshot_further_back():
+    # Snapshots every 2 updates. The 5th sampler call (update 5) blows up: back to 4. The 7th
+    # (update 6): one snapshot further, to 2. Updates 3 to 5 then run again and the 11th call
+    # (update 6) blows up: update 4, run again before the update that last diverged, was not
+    # trusted as a snapshot, so the third restore goes back to the fit's first state.
+    monitor = DivergenceMonitor(on_divergence="restore", snapshot_every=2, max_restores=3)
+    sampler = _exploding_sampler(None, float("nan"), calls_that_explode={5, 7, 11})
+    trainer = _trainer(tiny_nnefh(3, 4, 5).float(), callbacks=[monitor], sampler=sampler)
+    with pytest.warns(DivergenceWarning):
+        trainer.fit(torch.randn(40, 3), 10, 8)
+    assert [(e["update"], e["restored_to"]) for e in monitor.events] == [(5, 4), (6, 2), (6, 0)]
+    assert trainer.n_updates == 10
+
+
+def _gap_records(gaps):
+    """Training records that are sane in every value but the gap between data and sample energies."""
+    return [
+        {"update": i + 1, "loss": gap, "energy_data": -500.0, "energy_samples": -500.0 - gap, "grad_norm": 1.0,
+         "chain_min": -1.0, "chain_max": 1.0}
+        for i, gap in enumerate(gaps)
+    ]
+
+
+def _runaway_gaps(healthy=1000, growth=1.05, total=1400):
+    """A steady gap of 50 that then grows geometrically, as when short-run chains lose the model."""
+    return [50.0 if i < healthy else 50.0 * growth ** (i - healthy + 1) for i in range(total)]
+
+
+def test_divergence_monitor_stops_energies_that_separate():
+    monitor = DivergenceMonitor(advice="lower the learning rate")
+    with pytest.raises(DivergenceError, match="energies separated") as info:
+        for record in _gap_records(_runaway_gaps()):
+            monitor.on_update_end(None, record)
+    # The window's median passes 10 x 50 once half of its 100 gaps have grown tenfold: 47 updates
+    # of growth (1.05 ** 47 > 10) plus 50.
+    assert 1090 <= info.value.update <= 1100
+    monitor = DivergenceMonitor(gap_limit=math.inf)
+    for record in _gap_records(_runaway_gaps()):
+        monitor.on_update_end(None, record)
+
+
+def test_divergence_monitor_ignores_energies_growing_from_zero_and_single_spikes():
+    rng = torch.Generator().manual_seed(0)
+    noise = torch.rand(4000, generator=rng).tolist()
+    gaps = [50.0 * min(i / 300, 1.0) * (0.5 + n) for i, n in enumerate(noise)]
+    gaps = [g * 1000 if i % 7 == 0 else g for i, g in enumerate(gaps)]  # one batch in seven is wild
+    monitor = DivergenceMonitor()
+    for record in _gap_records(gaps):
+        monitor.on_update_end(None, record)
+
+
+class _CountingTrainer:
+    """The part of ContrastiveTrainer that DivergenceMonitor's restore touches."""
+
+    def __init__(self):
+        self.n_updates, self.lr_scale, self.history = 0, 1.0, []
+
+    def state_dict(self):
+        return {"n_updates": self.n_updates}
+
+    def load_state_dict(self, state):
+        self.n_updates = state["n_updates"]
+
+
+def test_divergence_restore_goes_back_to_before_the_energies_began_to_separate():
+    gaps = _runaway_gaps()
+    monitor = DivergenceMonitor(on_divergence="restore", snapshot_every=5)
+    trainer = _CountingTrainer()
+    monitor.on_fit_begin(trainer)
+    with pytest.warns(DivergenceWarning, match="energies separated.*Went back to update"):
+        for record in _gap_records(gaps):
+            trainer.n_updates = record["update"]
+            monitor.on_update_end(trainer, record)
+            if monitor.events:
+                break
+    event = monitor.events[0]
+    assert "energies separated" in event["reason"] and trainer.lr_scale == pytest.approx(0.5)
+    # The last snapshot is the last multiple of 5 at which the window's median gap was within a
+    # third of the limit (its median before is 50): a later one would restore a state already
+    # separating.
+    window_medians = [statistics.median(gaps[max(0, u - 100):u]) for u in range(1, len(gaps) + 1)]
+    last_calm = max(u for u in range(5, event["update"], 5) if window_medians[u - 1] <= 50 * 10 / 3)
+    assert 1000 < last_calm < event["update"] - 5
+    assert event["restored_to"] == trainer.n_updates == last_calm
+    # The discarded updates' gaps are forgotten: the updates run again are judged against the
+    # gaps up to the snapshot, and one wild batch is not a window's median.
+    assert len(monitor._gap_log) == last_calm and len(monitor._earlier_gaps) == last_calm - 100
+    rerun = _gap_records(gaps)[last_calm:]
+    rerun[0]["energy_samples"] = -1e6
+    # The rerun diverges as before: the second restore goes one good snapshot further back,
+    # because none is taken between the first snapshot and the update that diverged.
+    with pytest.warns(DivergenceWarning, match="restore 2 of at most 3"):
+        for record in rerun:
+            trainer.n_updates = record["update"]
+            monitor.on_update_end(trainer, record)
+            if len(monitor.events) == 2:
+                break
+    assert monitor.events[1]["update"] == event["update"]
+    assert monitor.events[1]["restored_to"] == trainer.n_updates == last_calm - 5
 
 
 def test_callbacks_can_stop_training():

@@ -87,7 +87,8 @@ class TrainingMixin:
         return (
             f"Try a lower learning_rate (now {self._trained_params['learning_rate']:g}), more data_noise (now "
             f"{self._trained_params['data_noise']:g}), gradient clipping (max_grad_norm, now {self.max_grad_norm}), "
-            f"an energy penalty (energy_l2, now {self.energy_l2:g}), or on_divergence='restore'."
+            f"an energy penalty (energy_l2, now {self._trained_params['energy_l2']:g})"
+            + (", or on_divergence='restore'." if self.on_divergence == "raise" else ".")
         )
 
     def _callbacks(self, n_updates: int, is_main: bool, rows: torch.Tensor) -> list:
@@ -140,7 +141,7 @@ class TrainingMixin:
             # data are kept on that support too (projected chains pile mass on the faces instead).
             data_bounds=settings.bounds if settings.metropolis else None,
             max_grad_norm=self.max_grad_norm,
-            energy_l2=self.energy_l2,
+            energy_l2=self._trained_params["energy_l2"],
             lr_schedule=lr_schedule,
             total_updates=total_updates,
             forward_model=ddp.forward_model,

@@ -258,8 +258,10 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         the file exists when ``fit`` starts, the fit resumes from it.
     checkpoint_every : int, default=1000
     on_divergence : {"raise", "restore"}, default="raise"
-        On non-finite values or exploding chains: raise :class:`skefh.training.DivergenceError`,
-        or roll back to the last good state (kept every 100 updates), halve the learning rate
+        On non-finite values, exploding chains, or data and sample energies that separate
+        without bound (the checks of :class:`skefh.training.DivergenceMonitor`): raise
+        :class:`skefh.training.DivergenceError`, or roll back to the last good state (kept every
+        100 updates), halve the learning rate, warn (:class:`skefh.training.DivergenceWarning`)
         and run the discarded updates again (at most three times, then raise), so that a fit
         that returns has performed ``max_iter`` updates.
     callbacks : list of skefh.training.Callback, default=None
