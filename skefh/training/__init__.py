@@ -4,15 +4,13 @@ from .callbacks import (
     Callback,
     Checkpoint,
     DataCentring,
-    DivergenceError,
-    DivergenceMonitor,
-    DivergenceWarning,
     DurationNotice,
     HistoryWriter,
     LambdaCallback,
     ProgressBar,
 )
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .divergence import DivergenceError, DivergenceMonitor, DivergenceWarning
 from .loop import ContrastiveTrainer, lr_factor
 
 __all__ = [
