@@ -66,6 +66,25 @@ def score_outcome(est, rows) -> dict:
 TITLES = {"nnefh": "NN-EFH", "ebm": "EBM, the same network", "grbm": "GRBM"}
 
 
+#: History fields summarised in the JSON, as means over windows of ``TRAJECTORY_WINDOW`` updates.
+TRAJECTORY_FIELDS = ("energy_data", "energy_samples", "langevin_grad_norm", "gradient_penalty")
+TRAJECTORY_WINDOW = 100
+
+
+def trajectory(history) -> dict:
+    """Window means of a fit's history (one value per ``TRAJECTORY_WINDOW`` updates), kept for
+    fits that diverged as well: how the energies and the sampler's drift moved before the end."""
+    out = {"update": [records[-1]["update"] for records in _windows(history)]}
+    for field in TRAJECTORY_FIELDS:
+        if history and field in history[0]:
+            out[field] = [float(np.mean([r[field] for r in records])) for records in _windows(history)]
+    return out
+
+
+def _windows(history):
+    return [history[i:i + TRAJECTORY_WINDOW] for i in range(0, len(history), TRAJECTORY_WINDOW)]
+
+
 def side_by_side(grids: dict, path, caption: str) -> Path:
     """One PNG of the models' sample grids side by side (the README's picture)."""
     import matplotlib
@@ -125,13 +144,14 @@ def main(argv=None):
             est.fit(data.X_train)
         except DivergenceError as exc:
             results["models"][model] = {"fit_seconds": time.perf_counter() - start, "diverged_at": exc.update,
-                                        "error": str(exc)}
+                                        "error": str(exc), "trajectory": trajectory(est.history_)}
             print(f"{model}: diverged at update {exc.update} after {time.perf_counter() - start:.0f} s: "
                   f"{exc.reason}", flush=True)
             (out_dir / f"{name}.json").write_text(json.dumps(results, indent=1))
             continue
         info = {"fit_seconds": time.perf_counter() - start, "updates": est.n_iter_,
-                "params": {k: repr(v) for k, v in est.get_params().items()}}
+                "params": {k: repr(v) for k, v in est.get_params().items()},
+                "trajectory": trajectory(est.history_)}
         start = time.perf_counter()
         samples = est.sample(args.n_samples, random_state=args.seed)
         info["sample_seconds"] = time.perf_counter() - start

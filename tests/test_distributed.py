@@ -48,24 +48,32 @@ def _fixed_batches(rank):
     return x_pos, x_neg, z_neg
 
 
-def _one_step(model, forward_model, x_pos, x_neg, z_neg):
+def _one_step(model, forward_model, x_pos, x_neg, z_neg, **options):
     trainer = ContrastiveTrainer(
         model, lambda m, x, g: {"x": x_neg, "z": z_neg}, torch.optim.SGD(model.parameters(), lr=0.1),
-        latent_statistics="mean", forward_model=forward_model,
+        latent_statistics="mean", forward_model=forward_model, **options,
     )
     trainer.train_step(x_pos)
     return model
 
 
-def _step_worker(rank, init_file, out_dir):
+#: The gradient penalty differentiates the input gradient of a DDP forward a second time.
+PENALISED = {"gradient_penalty": 0.5}
+
+
+def _step_worker(rank, init_file, out_dir, options=None):
     _init(rank, init_file)
     try:
         model = tiny_nnefh(3, 4, 5, seed=0)
         ddp = distributed_context(model, torch.device("cpu"))
-        _one_step(model, ddp.forward_model, *_fixed_batches(rank))
+        _one_step(model, ddp.forward_model, *_fixed_batches(rank), **(options or {}))
         torch.save({k: v.clone() for k, v in model.state_dict().items()}, f"{out_dir}/step{rank}.pt")
     finally:
         _shutdown()
+
+
+def _penalised_step_worker(rank, init_file, out_dir):
+    _step_worker(rank, init_file, out_dir, PENALISED)
 
 
 def _divergence_worker(rank, init_file, out_dir):
@@ -112,13 +120,15 @@ def test_ddp_fit_ends_with_identical_parameters_on_every_rank(spawn):
         assert torch.equal(states[0][key], states[1][key]), key
 
 
-def test_ddp_step_equals_a_single_process_step_on_the_union_batch(spawn):
+@pytest.mark.parametrize("worker, options", [(_step_worker, {}), (_penalised_step_worker, PENALISED)])
+def test_ddp_step_equals_a_single_process_step_on_the_union_batch(spawn, worker, options):
     """Deterministic latents and fixed negatives: averaging the two ranks' gradients is the
-    gradient of the mean loss over the union batch, so one SGD step must agree."""
-    out = spawn(_step_worker)
+    gradient of the mean loss over the union batch, so one SGD step must agree (with the
+    gradient penalty too, a mean over the batch like the energies)."""
+    out = spawn(worker)
     parts = [_fixed_batches(r) for r in range(WORLD)]
     union = [torch.cat([p[i] for p in parts]) for i in range(3)]
-    single = _one_step(tiny_nnefh(3, 4, 5, seed=0), None, *union)
+    single = _one_step(tiny_nnefh(3, 4, 5, seed=0), None, *union, **options)
     for rank in range(WORLD):
         state = torch.load(out / f"step{rank}.pt", weights_only=True)
         for key, value in single.state_dict().items():

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skefh import EBM, GRBM, NNEFH
 from skefh.estimators._resolve import resolve_image_shape
+from skefh.presets import preset_params
 
 DIGITS_X, DIGITS_Y = load_digits(return_X_y=True)
 # 16 AIS chains: on these 3-update NN-EFHs the chains of one part of the three-part base carry
@@ -361,11 +362,36 @@ def test_unfitted_use_raises_not_fitted(name):
      ("nnefh", {"image_shape": "square"}, "image_shape"), ("nnefh", {"device": "tpu"}, "device"),
      ("ebm", {"langevin_steps": -1}, "langevin_steps"), ("ebm", {"features": "eta"}, "features"),
      ("grbm", {"sampler": "hmc"}, "sampler"), ("grbm", {"init_var": 0.0}, "init_var"),
-     ("nnefh", {"learning_rate": 0.0}, "learning_rate")],
+     ("nnefh", {"learning_rate": 0.0}, "learning_rate"), ("ebm", {"gradient_penalty": -1.0}, "gradient_penalty"),
+     ("nnefh", {"gradient_penalty": "strong"}, "gradient_penalty")],
 )
 def test_invalid_hyperparameters_are_named(name, params, message):
     with pytest.raises(ValueError, match=message):
         MODELS[name](**params).fit(X)
+
+
+@pytest.mark.parametrize("name", ["nnefh", "ebm"])
+@pytest.mark.parametrize("image", [True, False])
+def test_gradient_penalty_reaches_the_training_loss(name, image):
+    # Images go through the convolutions and the attention block, whose input gradient the
+    # penalty differentiates a second time; tabular rows through the MLP.
+    rows = X if image else X[:, :10]
+    record = lambda **kw: MODELS[name](**kw).fit(rows).history_  # noqa: E731
+    assert all(r["gradient_penalty"] == 0.0 for r in record(gradient_penalty=0.0))
+    penalised = record(gradient_penalty=5.0)
+    assert all(r["gradient_penalty"] > 0.0 for r in penalised)
+    for r in penalised:  # the penalty is in the loss
+        assert r["loss"] == pytest.approx(r["energy_gap"] + r["gradient_penalty"], rel=1e-5, abs=1e-6)
+
+
+def test_the_ebm_penalises_its_slope_at_the_data_on_images_only():
+    # The penalty that keeps the image defaults' energies from separating changes what is
+    # fitted: tables (whose score is the point) and the presets measured without it go without.
+    assert all(r["gradient_penalty"] > 0.0 for r in MODELS["ebm"]().fit(X).history_)
+    assert all(r["gradient_penalty"] == 0.0 for r in MODELS["ebm"]().fit(X[:, :10]).history_)
+    assert preset_params("ebm", "cpu-short-run")["gradient_penalty"] == EBM().gradient_penalty
+    for preset in ("cpu", "cpu-paper", "paper", "paper-original", "density"):
+        assert preset_params("ebm", preset)["gradient_penalty"] == 0.0, preset
 
 
 def test_conv_statistics_on_tabular_data_is_refused():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import tiny_nnefh
 
-from skefh.nn import EBMEnergy, MLPStatistics
+from skefh.nn import EBMEnergy, EnergyModel, MLPStatistics
 from skefh.samplers import GibbsLangevinSettings, sample_from_noise
 from skefh.training import (
     Callback,
@@ -58,6 +58,46 @@ def test_contrastive_update_lowers_data_energy_and_raises_sample_energy():
         after = model.energy(x_data).mean(), model.energy(x_samples).mean()
     assert after[0] < before[0]  # data energy pushed down
     assert after[1] > before[1]  # sample energy pushed up
+
+
+class _ScaledSquare(EnergyModel):
+    """E(x) = a ||x||^2 / 2 with one parameter a: dE/dx = a x in closed form."""
+
+    has_latent = False
+
+    def __init__(self, a):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(a, dtype=torch.float64))
+
+    def energy(self, x, z=None):
+        return 0.5 * self.a * x.square().sum(1)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 2.0])
+def test_gradient_penalty_matches_its_closed_form(gamma):
+    # ||dE/dx||^2 = a^2 ||x||^2, so the loss is mean(a/2 |x_pos|^2) - mean(a/2 |x_neg|^2)
+    # + gamma/2 a^2 mean |x_pos|^2 and its derivative in a is known: one SGD step checks both
+    # the penalty's value and its gradient.
+    a = 1.5
+    model = _ScaledSquare(a)
+    x_data = torch.randn(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2.0
+    x_samples = torch.randn(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    fixed = lambda model, x_pos, gen: {"x": x_samples, "z": None}  # noqa: E731
+    lr = 0.01
+    trainer = ContrastiveTrainer(model, fixed, torch.optim.SGD(model.parameters(), lr=lr),
+                                 gradient_penalty=gamma)
+    trainer.train_step(x_data)
+    m_pos, m_neg = x_data.square().sum(1).mean().item(), x_samples.square().sum(1).mean().item()
+    assert trainer.history[-1]["gradient_penalty"] == pytest.approx(0.5 * gamma * a**2 * m_pos, rel=1e-12)
+    gradient = 0.5 * m_pos - 0.5 * m_neg + gamma * a * m_pos
+    assert model.a.item() == pytest.approx(a - lr * gradient, rel=1e-12)
+
+
+@pytest.mark.parametrize("gamma", [-0.1, math.inf, math.nan])
+def test_gradient_penalty_rejects_bad_weights(gamma):
+    with pytest.raises(ValueError, match="gradient_penalty"):
+        ContrastiveTrainer(_ScaledSquare(1.0), _sampler(None), torch.optim.SGD([torch.zeros(1)], lr=1.0),
+                           gradient_penalty=gamma)
 
 
 def test_history_records_the_documented_fields():

@@ -53,7 +53,12 @@ class NeuralStatisticsMixin:
         "metropolis": ["boolean", StrOptions({"auto"})],
         "mode_jumps": ["boolean", StrOptions({"auto"})],
         "compile": ["boolean", StrOptions({"default", "reduce-overhead", "max-autotune"})],
+        "gradient_penalty": [Interval(Real, 0, None, closed="left")],
     }
+
+    def _trainer_options(self) -> dict:
+        # A model pickled before the penalty existed trained without it.
+        return {"gradient_penalty": self._trained_params.get("gradient_penalty", 0.0)}
 
     def _build_statistics(self, input_shape, generator):
         # The trained parameters, not the current ones: a pickle rebuilds the network of the fit

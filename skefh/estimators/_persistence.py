@@ -34,6 +34,7 @@ _RESUME_FREE_PARAMS = {
 # chains.
 _VALUE_BEFORE_IT_EXISTED = {
     "replay_buffer": 0, "replay_reinit": 0.05, "chain_bounds": None, "mode_jumps": False, "scaling": "standardise",
+    "gradient_penalty": 0.0,
 }
 
 

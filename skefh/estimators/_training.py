@@ -88,6 +88,8 @@ class TrainingMixin:
             f"Try a lower learning_rate (now {self._trained_params['learning_rate']:g}), more data_noise (now "
             f"{self._trained_params['data_noise']:g}), gradient clipping (max_grad_norm, now {self.max_grad_norm}), "
             f"an energy penalty (energy_l2, now {self._trained_params['energy_l2']:g})"
+            + (f", a larger gradient penalty (gradient_penalty, now {self._trained_params['gradient_penalty']:g})"
+               if "gradient_penalty" in self._trained_params else "")
             + (", or on_divergence='restore'." if self.on_divergence == "raise" else ".")
         )
 

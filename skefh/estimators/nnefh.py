@@ -184,6 +184,13 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         drawn at temperature 1) diverges early without it (see the stability page); the
         default samplers (chains kept in the pixel box for images, a replay buffer for tabular
         data) need no penalty.
+    gradient_penalty : float, default=0.0
+        gamma of the penalty ``gamma / 2 * mean ||dE/dx||^2`` on each (noisy) data batch, in
+        working units, at the positive batch's latent draw: the R1 penalty of Mescheder et al.
+        (2018), with the energy in the role of the discriminator; not in the paper. The EBM's
+        image defaults use it against energies that steepen until data and sample energies
+        separate; the NN-EFH's defaults train without it (not seen to diverge), and with it the
+        data are no longer a stationary point of the likelihood alone.
     latent_l2 : float, default=0.0
         Weight of the penalty ``mean ||eta_data||^2 + mean ||eta_samples||^2`` on the posterior
         logits (squared norms averaged over the batch), which keeps the posterior from
@@ -318,19 +325,19 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         discarded by a divergence restore are not counted).
     history_ : list of dict
         One record per update: ``energy_data``, ``energy_samples``, ``energy_gap``, ``loss``,
-        ``grad_norm``, ``langevin_grad_norm``, ``chain_min``, ``chain_max``,
-        ``posterior_data`` (mean posterior activation on the data batch), ``latent_varying``,
-        ``latent_always_on``, ``latent_always_off`` (shares of latent units whose posterior
-        varies, with a standard deviation of at least 0.1, across the data batch, or is on or
-        off for every row of it), ``logit_dimension`` (participation ratio of the covariance of
-        the posterior logits over the data batch: the number of directions along which the units
-        split it, as :func:`skefh.metrics.latent_usage` reports it), ``acceptance`` (share of
-        the training chains' Metropolis-adjusted Langevin proposals accepted; NaN for unadjusted
-        chains), ``jump_acceptance`` (share of
-        mode jumps accepted; NaN without them), ``lr``, ``seconds``.
-        With ``on_divergence="restore"``, each restore adds a record with ``event="restored"``,
-        the ``update`` that diverged, the ``reason``, the new ``lr_scale``, and the update it
-        went back to (``restored_to``); the records of the discarded updates are dropped.
+        ``gradient_penalty`` (the penalty's term of the loss), ``grad_norm``,
+        ``langevin_grad_norm``, ``chain_min``, ``chain_max``, ``posterior_data`` (mean posterior
+        activation on the data batch), ``latent_varying``, ``latent_always_on``,
+        ``latent_always_off`` (shares of latent units whose posterior varies, with a standard
+        deviation of at least 0.1, across the data batch, or is on or off for every row of it),
+        ``logit_dimension`` (participation ratio of the covariance of the posterior logits over the
+        data batch: the number of directions along which the units split it, as
+        :func:`skefh.metrics.latent_usage` reports it), ``acceptance`` (share of the training
+        chains' Metropolis-adjusted Langevin proposals accepted; NaN for unadjusted chains),
+        ``jump_acceptance`` (share of mode jumps accepted; NaN without them), ``lr``, ``seconds``.
+        With ``on_divergence="restore"``, each restore adds a record with ``event="restored"``, the
+        ``update`` that diverged, the ``reason``, the new ``lr_scale``, and the update it went back
+        to (``restored_to``); the records of the discarded updates are dropped.
 
     See Also
     --------
@@ -432,7 +439,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         negative_init="noise", replay_buffer="auto", replay_reinit=0.05, sampler_precision="float32", metropolis="auto",
         compile=False, batch_size=64, learning_rate="auto", max_iter="auto", optimizer="adam", lr_schedule="auto",
         data_noise=0.03,
-        max_grad_norm=1.0, energy_l2=0.0, latent_l2=0.0, latent_sparsity=0.0, latent_target=0.2,
+        max_grad_norm=1.0, energy_l2=0.0, gradient_penalty=0.0, latent_l2=0.0, latent_sparsity=0.0, latent_target=0.2,
         weight_decay=0.0, latent_statistics="sample", coupling="auto", logit_bound=4.0, latent_gain=100.0,
         readout_gain=256.0, whiten_statistics="auto", mode_jumps="auto", features="U",
         device="auto", random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000,
@@ -468,6 +475,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         self.data_noise = data_noise
         self.max_grad_norm = max_grad_norm
         self.energy_l2 = energy_l2
+        self.gradient_penalty = gradient_penalty
         self.latent_l2 = latent_l2
         self.latent_sparsity = latent_sparsity
         self.latent_target = latent_target
@@ -524,6 +532,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
 
     def _trainer_options(self) -> dict:
         return {
+            **super()._trainer_options(),
             "latent_statistics": self.latent_statistics,
             "latent_l2": self.latent_l2,
             "latent_sparsity": self.latent_sparsity,

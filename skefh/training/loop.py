@@ -12,6 +12,7 @@ written by hand. This module knows nothing of scikit-learn.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Callable, Optional, Sequence
@@ -101,6 +102,17 @@ def participation_ratio(rows: torch.Tensor) -> torch.Tensor:
     return torch.where(meaningful, trace.square() / trace_of_square.clamp_min(1e-300), torch.zeros_like(trace))
 
 
+def _double_backward_attention(enabled: bool):
+    """A context in which a forward pass uses the plain attention kernel when ``enabled``: the
+    gradient penalty differentiates the pass's input gradient, and the backward passes of the
+    fused CUDA kernels of ``scaled_dot_product_attention`` cannot be differentiated again."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
+
+
 def _flatten_rounds(out: dict) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Negative samples of all Gibbs rounds stacked along the batch (GRBM reference)."""
     x = torch.cat(out["xs"], 0)
@@ -140,6 +152,13 @@ class ContrastiveTrainer:
     energy_l2 : float, default=0.0
         Coefficient of ``mean(E_data^2) + mean(E_samples^2)`` added to the loss (Du & Mordatch
         2019), which keeps energies near zero.
+    gradient_penalty : float, default=0.0
+        gamma of the penalty ``gamma / 2 * mean ||dE/dx||^2`` on the (noisy) data batch, the R1
+        penalty of Mescheder et al. (2018), with the energy in the role of the discriminator
+        (at the positive batch's latent, for a model with one). Chains of a fixed budget can
+        follow an energy only as steep as their steps allow; the penalty keeps the data from
+        sitting at the bottom of ever steeper wells, the runaway in which data and sample
+        energies separate.
     latent_l2 : float, default=0.0
         Coefficient of ``mean ||eta_data||^2 + mean ||eta_samples||^2`` (squared norms of the
         posterior logits, averaged over the batch), a penalty for latent models that keeps the
@@ -178,6 +197,7 @@ class ContrastiveTrainer:
         data_bounds: Optional[tuple] = None,
         max_grad_norm: Optional[float] = None,
         energy_l2: float = 0.0,
+        gradient_penalty: float = 0.0,
         latent_l2: float = 0.0,
         latent_sparsity: float = 0.0,
         latent_target: float = 0.2,
@@ -199,6 +219,9 @@ class ContrastiveTrainer:
         self.data_bounds = data_bounds
         self.max_grad_norm = max_grad_norm
         self.energy_l2 = float(energy_l2)
+        self.gradient_penalty = float(gradient_penalty)
+        if not (self.gradient_penalty >= 0 and math.isfinite(self.gradient_penalty)):
+            raise ValueError(f"gradient_penalty must be a finite number >= 0, got {gradient_penalty!r}")
         self.latent_l2 = float(latent_l2)
         self.latent_sparsity = float(latent_sparsity)
         self.latent_target = float(latent_target)
@@ -272,15 +295,24 @@ class ContrastiveTrainer:
         n_pos = x_pos.shape[0]
         # One forward over positives and negatives: one DDP forward per backward.
         z_all = torch.cat([z_pos, z_neg.to(z_pos.dtype)]) if z_pos is not None else None
+        penalised = self.gradient_penalty > 0
+        if penalised:  # a leaf, so that the penalty can differentiate the energy in x
+            x_pos = x_pos.detach().requires_grad_(True)
         x_all = torch.cat([x_pos, x_neg.detach()])
-        if self.latent_l2 > 0 or self.latent_sparsity > 0:
-            energies, eta = self.forward_model(x_all, z_all, return_logits=True)
-        else:
-            energies = self.forward_model(x_all, z_all)
+        with _double_backward_attention(penalised):
+            if self.latent_l2 > 0 or self.latent_sparsity > 0:
+                energies, eta = self.forward_model(x_all, z_all, return_logits=True)
+            else:
+                energies = self.forward_model(x_all, z_all)
         e_pos, e_neg = energies[:n_pos], energies[n_pos:]
         loss = e_pos.mean() - e_neg.mean()
         if self.energy_l2 > 0:
             loss = loss + self.energy_l2 * (e_pos.square().mean() + e_neg.square().mean())
+        penalty = torch.zeros((), device=loss.device, dtype=loss.dtype)
+        if penalised:
+            (slope,) = torch.autograd.grad(e_pos.sum(), x_pos, create_graph=True)
+            penalty = 0.5 * self.gradient_penalty * slope.flatten(1).square().sum(1).mean()
+            loss = loss + penalty
         if self.latent_l2 > 0:
             # Keeps the posterior logits of data and samples from growing without bound (the
             # saturation that precedes divergence).
@@ -306,7 +338,8 @@ class ContrastiveTrainer:
         mean_pos, mean_neg = e_pos.detach().mean(), e_neg.detach().mean()
         usage = latent_batch_usage(probs) if probs is not None else (nan, nan, nan)
         values = torch.stack([
-            loss.detach().double(), mean_pos.double(), mean_neg.double(), (mean_pos - mean_neg).double(),
+            loss.detach().double(), penalty.detach().double(),
+            mean_pos.double(), mean_neg.double(), (mean_pos - mean_neg).double(),
             grad_norm.double(), torch.as_tensor(negatives.get("grad_norm", nan), device=loss.device).double(),
             negatives["x"].min().double(), negatives["x"].max().double(),
             probs.mean().double() if probs is not None else nan,
@@ -317,8 +350,8 @@ class ContrastiveTrainer:
             torch.as_tensor(negatives.get("acceptance", nan), device=loss.device).double(),
             torch.as_tensor(negatives.get("jump_acceptance", nan), device=loss.device).double(),
         ]).tolist()
-        keys = ("loss", "energy_data", "energy_samples", "energy_gap", "grad_norm", "langevin_grad_norm",
-                "chain_min", "chain_max", "posterior_data", "latent_varying", "latent_always_on",
+        keys = ("loss", "gradient_penalty", "energy_data", "energy_samples", "energy_gap", "grad_norm",
+                "langevin_grad_norm", "chain_min", "chain_max", "posterior_data", "latent_varying", "latent_always_on",
                 "latent_always_off", "logit_dimension", "acceptance", "jump_acceptance")
         record = {
             "update": self.n_updates,
