@@ -19,6 +19,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..nn.base import EnergyModel, sampling_mode
 from ..samplers.langevin import fold_into_box
@@ -102,17 +103,6 @@ def participation_ratio(rows: torch.Tensor) -> torch.Tensor:
     return torch.where(meaningful, trace.square() / trace_of_square.clamp_min(1e-300), torch.zeros_like(trace))
 
 
-def _double_backward_attention(enabled: bool):
-    """A context in which a forward pass uses the plain attention kernel when ``enabled``: the
-    gradient penalty differentiates the pass's input gradient, and the backward passes of the
-    fused CUDA kernels of ``scaled_dot_product_attention`` cannot be differentiated again."""
-    if not enabled:
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.MATH])
-
-
 def _flatten_rounds(out: dict) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Negative samples of all Gibbs rounds stacked along the batch (GRBM reference)."""
     x = torch.cat(out["xs"], 0)
@@ -153,12 +143,9 @@ class ContrastiveTrainer:
         Coefficient of ``mean(E_data^2) + mean(E_samples^2)`` added to the loss (Du & Mordatch
         2019), which keeps energies near zero.
     gradient_penalty : float, default=0.0
-        gamma of the penalty ``gamma / 2 * mean ||dE/dx||^2`` on the (noisy) data batch, the R1
-        penalty of Mescheder et al. (2018), with the energy in the role of the discriminator
-        (at the positive batch's latent, for a model with one). Chains of a fixed budget can
-        follow an energy only as steep as their steps allow; the penalty keeps the data from
-        sitting at the bottom of ever steeper wells, the runaway in which data and sample
-        energies separate.
+        gamma of ``gamma / 2 * mean ||dE/dx||^2`` on the (noisy) data batch (at its latent draw),
+        the R1 penalty of Mescheder et al. (2018): it keeps the energy from steepening at the
+        data faster than chains of a fixed budget can follow.
     latent_l2 : float, default=0.0
         Coefficient of ``mean ||eta_data||^2 + mean ||eta_samples||^2`` (squared norms of the
         posterior logits, averaged over the batch), a penalty for latent models that keeps the
@@ -299,7 +286,9 @@ class ContrastiveTrainer:
         if penalised:  # a leaf, so that the penalty can differentiate the energy in x
             x_pos = x_pos.detach().requires_grad_(True)
         x_all = torch.cat([x_pos, x_neg.detach()])
-        with _double_backward_attention(penalised):
+        # The penalty differentiates this pass's input gradient: the backward passes of the fused
+        # CUDA attention kernels cannot be differentiated again, the plain kernel's can.
+        with sdpa_kernel([SDPBackend.MATH]) if penalised else contextlib.nullcontext():
             if self.latent_l2 > 0 or self.latent_sparsity > 0:
                 energies, eta = self.forward_model(x_all, z_all, return_logits=True)
             else:
