@@ -15,7 +15,9 @@ missed mass near the data. With ``--kernel-ais`` it also runs forward AIS from a
 kernels (``skefh.samplers.GaussianMixtureBasePath`` with one component per kept row) at each of
 ``--steps``: chains that start at the data rather than at the estimator's base, an independent
 stochastic lower bound on the same log Z; where it lands well above the estimator's forward
-run, that run missed mass. ``--steps ""`` skips AIS. Writes ``<out>/<name>.json``.
+run, that run missed mass. ``--kernel-centres chains`` centres those kernels on the final states
+of the model's training chains (its replay buffer) instead: where the model's own chains ended,
+rather than where the data are. ``--steps ""`` skips AIS. Writes ``<out>/<name>.json``.
 
     python benchmarks/defaults.py --dataset digits --save-models
     python benchmarks/score_brackets.py results/defaults/digits-*.joblib --dataset digits
@@ -68,12 +70,27 @@ def kernel_estimates(est, variances, n_samples: int, seed: int) -> dict:
     return estimates
 
 
-def kernel_ais(est, variance: float, n_chains: int, n_steps: int, seed: int) -> dict:
-    """Forward AIS on ``est``'s density from a mixture of Gaussian kernels (variance ``variance``
-    times the temperature) on the rows it keeps for its bound, truncated to its box."""
+def kernel_centres(est, which: str) -> torch.Tensor:
+    """Kernel centres in working units and the network's input shape: the training rows ``est``
+    keeps for its bound ("rows"), or the states its replay buffer's chains were written back with
+    ("chains")."""
     dtype = next(est.module_.parameters()).dtype
-    rows = est._to_tensor(est._bound_rows).to(dtype).reshape(len(est._bound_rows), *est.module_.input_shape)
-    path = GaussianMixtureBasePath(est.module_, rows, torch.full_like(rows, variance * est.module_.temperature),
+    if which == "rows":
+        centres = est._to_tensor(est._bound_rows)
+    else:
+        buffer = est._replay_buffer_state()
+        if buffer is None or buffer["states"] is None or not bool(buffer["written"].any()):
+            raise SystemExit(f"--kernel-centres chains: {type(est).__name__} has no replay buffer with written states")
+        centres = buffer["states"][buffer["written"]]
+    return centres.to(device=est.device_, dtype=dtype).reshape(len(centres), *est.module_.input_shape)
+
+
+def kernel_ais(est, variance: float, n_chains: int, n_steps: int, seed: int, centres: str = "rows") -> dict:
+    """Forward AIS on ``est``'s density from a mixture of Gaussian kernels (variance ``variance``
+    times the temperature) on ``kernel_centres(est, centres)``, truncated to its box."""
+    dtype = next(est.module_.parameters()).dtype
+    means = kernel_centres(est, centres)
+    path = GaussianMixtureBasePath(est.module_, means, torch.full_like(means, variance * est.module_.temperature),
                                    bounds=est._density_box(dtype))
     clock = time.perf_counter()
     result = annealed_importance_sampling(path, n_chains, n_steps,
@@ -99,6 +116,9 @@ def main(argv=None):
                         help="at --steps, run only the --kernel-ais runs (no forward and reverse brackets)")
     parser.add_argument("--kernel-ais", default="",
                         help="comma-separated kernel variances (times the temperature) of AIS bases on the kept rows")
+    parser.add_argument("--kernel-centres", default="rows", choices=["rows", "chains"],
+                        help="centre the --kernel-ais kernels on the kept training rows or on the final states "
+                             "of the training chains (the replay buffer)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None)
     parser.add_argument("--out-dir", default="results/score_brackets")
@@ -126,9 +146,11 @@ def main(argv=None):
                       f"importance estimate {k['importance']:.2f}", flush=True)
         for n_steps in steps:
             for variance in [float(v) for v in args.kernel_ais.split(",") if v]:
-                k = kernel_ais(est, variance, args.chains, n_steps, args.seed)
-                rows.setdefault("kernel_ais", {})[f"{n_steps}-variance-{variance}"] = k
-                print(f"{name}: {n_steps} steps from kernels of variance {variance}: log Z {k['log_z']:.2f} "
+                k = kernel_ais(est, variance, args.chains, n_steps, args.seed, args.kernel_centres)
+                key = f"{n_steps}-variance-{variance}" + ("" if args.kernel_centres == "rows" else "-on-chains")
+                rows.setdefault("kernel_ais", {})[key] = k
+                print(f"{name}: {n_steps} steps from kernels of variance {variance} on the {args.kernel_centres}: "
+                      f"log Z {k['log_z']:.2f} "
                       f"± {k['std']:.2f} (ESS {k['ess']:.1f})", flush=True)
             for start_name, start in (("data", train_rows), ("samples", own)) if brackets else ():
                 b = bracket(est, start, n_steps, args.seed)
