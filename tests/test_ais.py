@@ -127,6 +127,41 @@ def test_a_mode_far_from_mu_is_missed_from_the_quadratic_base_and_found_from_a_m
     assert result.ess > 10
 
 
+
+def test_kept_states_are_the_chains_ends_in_the_order_of_their_weights():
+    """The far-mode model's mass is e^10 times at w / 2: chains from a base split between mu and
+    that mode end on both, and the weights, paired with the kept states, give the target's mean
+    (self-normalised importance sampling). States out of step with their weights would put half
+    of it at mu."""
+    model, w, _ = far_mode_nnefh()
+    means = torch.stack([model.mu.detach(), w / 2])
+    variances = torch.stack([torch.full_like(w, 0.5), torch.full_like(w, 0.5)])
+    path = GaussianMixtureBasePath(model, means, variances)
+    run = annealed_importance_sampling(path, 64, 100, generator=torch.Generator().manual_seed(0), keep_states=True)
+    assert run.states.shape == (64, w.numel())
+    near_far_mode = (run.states - w / 2).norm(dim=1) < (run.states - model.mu.detach()).norm(dim=1)
+    assert 10 < int(near_far_mode.sum()) < 54  # both modes hold chains
+    shares = torch.softmax(run.log_weights, 0)
+    p_far = torch.sigmoid(model.bias.detach()[0] + w.square().sum() / 4)
+    assert torch.allclose(shares @ run.states, model.mu.detach() + p_far * w / 2, atol=0.3)
+    # Keeping the states changes nothing else; by default none are kept.
+    plain = annealed_importance_sampling(GaussianMixtureBasePath(model, means, variances), 64, 100,
+                                         generator=torch.Generator().manual_seed(0))
+    assert plain.states is None and torch.equal(plain.log_weights, run.log_weights)
+
+
+def test_reverse_ais_keeps_its_chains_ends_at_the_base_on_request():
+    model, w, _ = far_mode_nnefh()
+    start = _far_mode_exact_samples(model, w, 16, torch.Generator().manual_seed(1))
+    kept = reverse_annealed_importance_sampling(quadratic_base_path(model), start, 50,
+                                                generator=torch.Generator().manual_seed(2), keep_states=True)
+    plain = reverse_annealed_importance_sampling(quadratic_base_path(model), start, 50,
+                                                 generator=torch.Generator().manual_seed(2))
+    assert kept.states.shape == start.shape and plain.states is None
+    assert torch.equal(kept.log_weights, plain.log_weights)
+    # At beta = 0 the chains sample N(mu, I / 2): their ends lie about sqrt(D / 2) from mu, not at w / 2.
+    assert float((kept.states - model.mu.detach()).norm(dim=1).mean()) < 0.5 * float(w.norm() / 2)
+
 def test_gaussian_mixture_base_rejects_bad_components():
     model = tiny_nnefh(2, 3, 4)
     good = torch.zeros(2, 2, dtype=torch.float64)

@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 
 from skefh import EBM, GRBM, NNEFH
 from skefh.estimators import LikelihoodError, LikelihoodWarning
-from skefh.metrics import bits_per_dim
+from skefh.metrics import ais_chain_ends, bits_per_dim
 
 DIGITS_X = load_digits().data
 
@@ -196,6 +196,64 @@ def test_bits_per_dim_accounts_for_the_scaling():
     with pytest.raises(ValueError, match="normalised density"):
         bits_per_dim(GRBM(**kw, log_partition=None).fit(DIGITS_X), DIGITS_X)
 
+
+
+def test_ais_chain_ends_are_the_estimates_own_run_in_the_units_of_the_data():
+    """The run is estimate_log_partition's (same seed, same estimate); its ends come back in the
+    data's units, heaviest first, with the log-density and the distances that the data give."""
+    X = np.random.default_rng(0).normal(size=(120, 2)) * [3.0, 0.5] + [40.0, -7.0]
+    est = NNEFH(n_components=6, n_statistics=8, gibbs_steps=2, langevin_steps=5, max_iter=20, batch_size=32,
+                ais_chains=16, ais_steps=60, random_state=0, device="cpu").fit(X)
+    R = np.random.default_rng(1).normal(size=(300, 2)) * [3.0, 0.5] + [40.0, -7.0]  # more rows than one chunk
+    ends = ais_chain_ends(est, R, random_state=3)
+    est.estimate_log_partition(random_state=3)
+    assert ends.log_z == pytest.approx(est.log_partition_, abs=1e-9)
+    assert ends.ess == pytest.approx(est.log_partition_ess_, rel=1e-9)
+    assert ends.states.shape == (16, 2) and np.all(np.diff(ends.log_weights) <= 0)
+    raw = est._ais(None, None, 3, keep_states=True)  # the run itself: each state beside its own weight
+    for i in (0, 7, 15):
+        chain = int(np.flatnonzero(raw.log_weights.numpy() == ends.log_weights[i])[0])
+        assert np.allclose(est.range_map_.to_working(ends.states[i:i + 1])[0], raw.states[chain].numpy(), atol=1e-5)
+    assert ends.weight_shares.sum() == pytest.approx(1.0)
+    assert np.allclose(ends.weight_shares, np.exp(ends.log_weights - np.logaddexp.reduce(ends.log_weights)))
+    # The states are in data units: mapped through the estimator again they give the log-density.
+    assert np.allclose(est._unnormalised_log_density(ends.states), ends.log_density, rtol=1e-5, atol=1e-4)
+    assert np.allclose(est._unnormalised_log_density(R), ends.reference_log_density, rtol=1e-5, atol=1e-4)
+    # Distances in working units, against brute force.
+    w_ends, w_rows = est.range_map_.to_working(ends.states), est.range_map_.to_working(R)
+    pairwise = np.linalg.norm(w_ends[:, None] - w_rows[None], axis=2)
+    assert np.allclose(ends.nearest_distance, pairwise.min(1), atol=1e-4)
+    between = np.linalg.norm(w_rows[:, None] - w_rows[None], axis=2) + np.diag(np.full(len(R), np.inf))
+    assert ends.reference_distance == pytest.approx(np.median(between.min(1)), abs=1e-4)
+    assert ais_chain_ends(est, n_steps=10).nearest_distance is None  # no rows, no distances
+
+
+
+@pytest.mark.parametrize("est", [EBM(n_statistics=8, max_iter=5, random_state=0, device="cpu"),
+                                 GRBM(n_components=24, max_iter=5, random_state=0, device="cpu")])  # past the exact sum
+def test_ais_chain_ends_of_the_baselines_are_their_estimates_runs(est):
+    X = np.random.default_rng(1).normal(size=(100, 3)) * 4.0 + 10.0
+    est.fit(X)
+    ends = ais_chain_ends(est, X, n_chains=8, n_steps=20, random_state=5)
+    est.estimate_log_partition(n_chains=8, n_steps=20, random_state=5)
+    assert ends.log_z == pytest.approx(est.log_partition_, abs=1e-9)
+    assert ends.states.shape == (8, 3)
+    assert np.allclose(est._unnormalised_log_density(ends.states), ends.log_density, rtol=1e-5, atol=1e-4)
+
+def test_ais_chain_ends_rejects_bad_input():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        ais_chain_ends(NNEFH(), DIGITS_X[:5])
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    est = NNEFH(n_components=4, n_statistics=4, max_iter=2, ais_chains=8, ais_steps=5, random_state=0,
+                device="cpu").fit(X)
+    with pytest.raises(ValueError, match="3 features"):
+        ais_chain_ends(est, np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="n_chains"):
+        ais_chain_ends(est, n_chains=1)
+    with pytest.raises(ValueError, match="n_steps"):
+        ais_chain_ends(est, n_steps=0)
 
 # -- where log Z comes from: fit only when asked, scoring without side effects --------------------
 TINY_NNEFH = dict(n_components=8, n_statistics=8, n_filters=4, gibbs_steps=1, langevin_steps=2, max_iter=2,

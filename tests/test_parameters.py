@@ -125,9 +125,9 @@ def test_a_likelihood_error_does_not_outlive_new_ais_settings(monkeypatch):
     budgets = []
     real = _likelihood.annealed_importance_sampling
 
-    def recording(path, *, n_chains, n_steps, generator):
+    def recording(path, *, n_chains, n_steps, generator, **kwargs):
         budgets.append((n_chains, n_steps))
-        return real(path, n_chains=n_chains, n_steps=n_steps, generator=generator)
+        return real(path, n_chains=n_chains, n_steps=n_steps, generator=generator, **kwargs)
 
     monkeypatch.setattr(_likelihood, "annealed_importance_sampling", recording)
     # A network (the paper's max-pooling and two attention blocks) whose log Z this tiny AIS

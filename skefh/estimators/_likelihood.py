@@ -244,7 +244,7 @@ class LikelihoodMixin:
             self._annealing_path(), start, n_steps=n_steps, generator=generator, burn_in=n_steps
         )
 
-    def _ais(self, n_chains, n_steps, random_state):
+    def _ais(self, n_chains, n_steps, random_state, keep_states=False):
         """One AIS run on this model's path; changes no attribute."""
         seed = check_random_state(random_state if random_state is not None else self.random_state)
         generator = torch.Generator(device=self.device_).manual_seed(int(seed.randint(2**31 - 1)) + 7)
@@ -253,6 +253,7 @@ class LikelihoodMixin:
             n_chains=int(n_chains or self.ais_chains),
             n_steps=int(n_steps or self._resolved_ais_steps()),
             generator=generator,
+            keep_states=keep_states,
         )
         if not math.isfinite(result.log_z):
             raise FloatingPointError(

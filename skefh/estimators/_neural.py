@@ -18,6 +18,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ..nn import build_statistics_net
 from ..nn.base import compiled
 from ..samplers import KernelJump, ReplayBuffer
+from ..training import AnnealedRestarts
 
 __all__ = ["NeuralStatisticsMixin", "statistics_kind"]
 
@@ -54,6 +55,9 @@ class NeuralStatisticsMixin:
         "mode_jumps": ["boolean", StrOptions({"auto"})],
         "compile": ["boolean", StrOptions({"default", "reduce-overhead", "max-autotune"})],
         "gradient_penalty": [Interval(Real, 0, None, closed="left")],
+        "annealed_restarts": [Interval(Integral, 0, None, closed="left")],
+        "annealed_restart_every": [Interval(Integral, 1, None, closed="left")],
+        "annealed_restart_steps": [Interval(Integral, 1, None, closed="left")],
     }
 
     def _trainer_options(self) -> dict:
@@ -125,6 +129,18 @@ class NeuralStatisticsMixin:
     def _reverse_start(self, rows: torch.Tensor) -> torch.Tensor:
         box = self._density_box(rows.dtype)
         return rows if box is None else torch.minimum(torch.maximum(rows, box[0]), box[1])
+
+    def _training_callbacks(self) -> list:
+        p = self._trained_params
+        n_states = p.get("annealed_restarts", 0)  # a model pickled before 0.23 trained without them
+        if n_states < 1:
+            return []
+        if p["replay_buffer"] < 1:
+            raise ValueError(
+                f"annealed_restarts={n_states} replaces chains of the replay buffer, and replay_buffer is "
+                f"{p['replay_buffer']!r}: set replay_buffer to a positive size, or annealed_restarts=0")
+        return [AnnealedRestarts(self._annealing_path, n_states, p["annealed_restart_every"],
+                                 n_chains=self.ais_chains, n_steps=p["annealed_restart_steps"])]
 
     def _replay_buffer(self):
         size = self._trained_params["replay_buffer"]

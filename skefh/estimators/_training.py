@@ -44,6 +44,10 @@ class TrainingMixin:
         """Extra keyword arguments of :class:`ContrastiveTrainer` (overridden per model)."""
         return {}
 
+    def _training_callbacks(self) -> list:
+        """Callbacks a model's own parameters add to the trainer (before the user's)."""
+        return []
+
     # -- the trainer ---------------------------------------------------------------------------
     def _optimizer(self, params):
         lr = self._trained_params["learning_rate"]
@@ -114,6 +118,7 @@ class TrainingMixin:
             callbacks.append(ProgressBar(n_updates, verbose=int(self.verbose), desc=type(self).__name__))
         elif self.verbose == 0 and is_main:
             callbacks.append(DurationNotice(n_updates, desc=type(self).__name__))
+        callbacks.extend(self._training_callbacks())
         callbacks.extend(self.callbacks or ())
         return callbacks
 

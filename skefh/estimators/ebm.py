@@ -180,6 +180,16 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         512 training rows (:class:`skefh.samplers.KernelJump`), so that persistent chains carry
         mass between modes far apart and the model's mode weights get corrected (as
         :class:`NNEFH`'s; measured on the likelihood page of the docs).
+    annealed_restarts : int, default=0
+        Every ``annealed_restart_every`` updates, overwrite this many random chains of the
+        replay buffer with importance-weighted draws from one forward AIS run on the path
+        ``score`` uses (:class:`skefh.training.AnnealedRestarts`), so that the training sees,
+        and removes, modes away from the data that persistent chains never visit; as
+        :class:`NNEFH`'s (measured there). 0 runs none; needs ``replay_buffer`` > 0.
+    annealed_restart_every : int, default=5
+        Updates between two annealed restarts.
+    annealed_restart_steps : int, default=300
+        Intermediate distributions of each annealed restart's AIS run.
     features : {"U"}, default="U"
         ``transform`` returns the penultimate layer U(x).
     device : "auto", str or torch.device, default="auto"
@@ -308,7 +318,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         metropolis="auto", compile=False, batch_size=64, learning_rate="auto", max_iter="auto", optimizer="adam",
         lr_schedule="auto",
         data_noise=0.03, max_grad_norm=1.0, energy_l2=0.0, gradient_penalty="auto", weight_decay=0.0,
-        mode_jumps="auto", features="U",
+        mode_jumps="auto", annealed_restarts=0, annealed_restart_every=5, annealed_restart_steps=300, features="U",
         device="auto",
         random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000, on_divergence="raise",
         callbacks=None, log_partition="auto", ais_chains=64, ais_steps=1000,
@@ -342,6 +352,9 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         self.gradient_penalty = gradient_penalty
         self.weight_decay = weight_decay
         self.mode_jumps = mode_jumps
+        self.annealed_restarts = annealed_restarts
+        self.annealed_restart_every = annealed_restart_every
+        self.annealed_restart_steps = annealed_restart_steps
         self.features = features
         self.device = device
         self.random_state = random_state

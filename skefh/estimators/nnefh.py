@@ -246,6 +246,22 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         the likelihood page of the docs). Images have no use for it: their chains restart from
         noise at every update, and a kernel density in hundreds of dimensions would accept
         almost no jump.
+    annealed_restarts : int, default=0
+        Every ``annealed_restart_every`` updates, run one forward AIS on the path ``score``
+        uses (``ais_chains`` chains, ``annealed_restart_steps`` steps, from the current weights)
+        and overwrite this many random chains of the replay buffer with draws from its final
+        states, each drawn with probability proportional to its importance weight
+        (:class:`skefh.training.AnnealedRestarts`). Persistent chains that start at the data
+        never visit a mode the model puts away from it, so the contrastive gradient never
+        removes such a mode, and AIS later finds its mass one chain at a time; annealing finds
+        it, and the restarted chains show it to the gradient. Each run's log Z and effective
+        sample size go into ``history_`` (``restart_log_z``, ``restart_ess``). 0 (the default)
+        runs none. Needs a replay buffer (``replay_buffer`` > 0). Measured on the likelihood
+        page of the docs.
+    annealed_restart_every : int, default=5
+        Updates between two annealed restarts.
+    annealed_restart_steps : int, default=300
+        Intermediate distributions of each annealed restart's AIS run.
     features : {"U", "eta", "mean"}, default="U"
         What ``transform`` returns: the sufficient statistics U(x), the natural parameters of
         the posterior at the model's temperature ``eta(x) / tau`` (``eta = W U(x) + b``,
@@ -441,7 +457,8 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         data_noise=0.03,
         max_grad_norm=1.0, energy_l2=0.0, gradient_penalty=0.0, latent_l2=0.0, latent_sparsity=0.0, latent_target=0.2,
         weight_decay=0.0, latent_statistics="sample", coupling="auto", logit_bound=4.0, latent_gain=100.0,
-        readout_gain=256.0, whiten_statistics="auto", mode_jumps="auto", features="U",
+        readout_gain=256.0, whiten_statistics="auto", mode_jumps="auto", annealed_restarts=0,
+        annealed_restart_every=5, annealed_restart_steps=300, features="U",
         device="auto", random_state=None, verbose=0, checkpoint_path=None, checkpoint_every=1000,
         on_divergence="raise", callbacks=None, log_partition="auto", ais_chains=64, ais_steps=1000,
     ):
@@ -487,6 +504,9 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         self.readout_gain = readout_gain
         self.whiten_statistics = whiten_statistics
         self.mode_jumps = mode_jumps
+        self.annealed_restarts = annealed_restarts
+        self.annealed_restart_every = annealed_restart_every
+        self.annealed_restart_steps = annealed_restart_steps
         self.features = features
         self.device = device
         self.random_state = random_state

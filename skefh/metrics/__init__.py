@@ -7,7 +7,7 @@ from .density import GridDensity, SampleScoreAgreement, grid_log_partition, samp
 from .frechet import FIDResult, fid, frechet_distance, frechet_distance_from_stats
 from .judge import ImageJudge
 from .latent import LatentUsage, RedrawShift, latent_usage, redraw_shift
-from .likelihood import bits_per_dim
+from .likelihood import AISChainEnds, ais_chain_ends, bits_per_dim
 from .mmd import MMDTest, mmd, mmd_test
 from .neighbours import nearest_neighbours
 from .paired import PairedAccuracy, paired_accuracy_test
@@ -23,6 +23,8 @@ __all__ = [
     "RedrawShift",
     "redraw_shift",
     "bits_per_dim",
+    "AISChainEnds",
+    "ais_chain_ends",
     "chain_distance",
     "ProbeResult",
     "fid",

@@ -52,6 +52,11 @@ class AISResult:
     acceptance : float
         Mean Metropolis acceptance rate of the moves (1.0 for Gibbs moves).
     log_weights : torch.Tensor of shape (n_chains,)
+    states : torch.Tensor of shape (n_chains, ...) or None
+        The chains' final states, in the order of ``log_weights`` (kept on request only:
+        ``keep_states=True``). Forward: where each chain ended at the target, so the heaviest
+        weights say where the mass the estimate rests on lies; reverse: where each ended at the
+        base.
     """
 
     log_z: float
@@ -61,6 +66,7 @@ class AISResult:
     n_steps: int
     acceptance: float
     log_weights: torch.Tensor
+    states: Optional[torch.Tensor] = None
 
 
 def linear_schedule(n_steps: int) -> torch.Tensor:
@@ -100,6 +106,7 @@ def annealed_importance_sampling(
     *,
     generator: Optional[torch.Generator] = None,
     betas: Optional[torch.Tensor] = None,
+    keep_states: bool = False,
 ) -> AISResult:
     """Estimate log Z of ``path``'s target by annealed importance sampling.
 
@@ -113,6 +120,10 @@ def annealed_importance_sampling(
     betas : torch.Tensor, optional
         A custom schedule, non-decreasing from exactly 0 to exactly 1; default
         :func:`linear_schedule` with ``n_steps`` steps.
+    keep_states : bool, default=False
+        Return the chains' final states (``AISResult.states``): where the chains that carry
+        the estimate ended, e.g. to see whether the heaviest lie near the data or in a mode
+        the model puts away from it.
 
     Returns
     -------
@@ -137,6 +148,7 @@ def annealed_importance_sampling(
         n_steps=len(betas) - 1,
         acceptance=float(path.acceptance),
         log_weights=log_weights.cpu(),
+        states=x.detach().cpu() if keep_states else None,
     )
 
 
@@ -148,6 +160,7 @@ def reverse_annealed_importance_sampling(
     generator: Optional[torch.Generator] = None,
     betas: Optional[torch.Tensor] = None,
     burn_in: int = 0,
+    keep_states: bool = False,
 ) -> AISResult:
     """An upper estimate of log Z: AIS run backwards from samples of the target (BDMC).
 
@@ -176,6 +189,8 @@ def reverse_annealed_importance_sampling(
         Transitions of the target itself (beta = 1) applied to ``x_start`` before the reverse
         run: starts that are not exact samples of the target (data rows) move towards it, and
         the bound holds the better the closer they get.
+    keep_states : bool, default=False
+        Return the chains' final states, at the base (``AISResult.states``).
 
     Returns
     -------
@@ -207,6 +222,7 @@ def reverse_annealed_importance_sampling(
         n_steps=len(betas) - 1,
         acceptance=float(path.acceptance),
         log_weights=log_weights.cpu(),
+        states=x.detach().cpu() if keep_states else None,
     )
 
 

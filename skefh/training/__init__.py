@@ -12,8 +12,10 @@ from .callbacks import (
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .divergence import DivergenceError, DivergenceMonitor, DivergenceWarning
 from .loop import ContrastiveTrainer, lr_factor
+from .restarts import AnnealedRestarts
 
 __all__ = [
+    "AnnealedRestarts",
     "Callback",
     "Checkpoint",
     "CheckpointError",
