@@ -350,7 +350,8 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         data batch: the number of directions along which the units split it, as
         :func:`skefh.metrics.latent_usage` reports it), ``acceptance`` (share of the training
         chains' Metropolis-adjusted Langevin proposals accepted; NaN for unadjusted chains),
-        ``jump_acceptance`` (share of mode jumps accepted; NaN without them), ``lr``, ``seconds``.
+        ``jump_acceptance`` (share of mode jumps accepted; NaN without them), ``lr``, ``seconds``;
+        on the updates that ran an annealed restart also ``restart_log_z`` and ``restart_ess``.
         With ``on_divergence="restore"``, each restore adds a record with ``event="restored"``, the
         ``update`` that diverged, the ``reason``, the new ``lr_scale``, and the update it went back
         to (``restored_to``); the records of the discarded updates are dropped.
