@@ -88,6 +88,16 @@ def test_the_dequantised_pixels_benchmark_brackets_log_z(tmp_path, monkeypatch):
     assert saved.n_iter_ == 3 and saved.image_shape_ is None and saved.log_partition_ is None
 
 
+
+def test_the_dequantised_pixels_search_without_its_refit_keeps_the_fold_scores(tmp_path, monkeypatch):
+    bench = _benchmark_module("dequantised_pixels", monkeypatch)
+    report = bench.main(["--models", "", "--n-train", "300", "--max-iter", "2", "--set", "ais_steps=20",
+                         "--search", "4,8", "--no-refit", "--out", str(tmp_path), "--name", "t"])
+    search = report["grid_search"]
+    assert search["best_held_out"] is None  # no refit, so no test-row score
+    assert all(len(fold) == 2 and all(math.isfinite(v) for v in fold) for fold in search["fold_scores"])
+    assert search["best"] == [4, 8][int(np.argmax(search["mean_test_score"]))]
+
 def test_the_dequantised_pixels_benchmark_fits_a_presets_image_models(tmp_path, monkeypatch):
     bench = _benchmark_module("dequantised_pixels", monkeypatch)
     report = bench.main(["--preset", "density", "--models", "nnefh", "--steps", "20", "--n-train", "300",
