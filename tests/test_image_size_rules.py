@@ -1,10 +1,11 @@
 """``ByImageSize``: parameter values that depend on the size of the images fitted on.
 
 The ``density`` preset's NN-EFH needs larger Langevin steps on noisier data for 28x28 images
-than for 8x8 digits (the likelihood page of the docs); a rule resolved in ``fit`` lets one
-preset carry both. What must hold: a fit with a rule is the fit with the value the rule gives
-for its data, the rule survives ``clone``, ``get_params`` and pickling, and a value the
-parameter refuses is refused for the data it would be used on.
+than for 8x8 digits, and a coupling and annealed restarts on the digits only (the likelihood
+page of the docs); a rule resolved in ``fit`` lets one preset carry both. What must hold: a
+fit with a rule is the fit with the value the rule gives for its data, the rule survives
+``clone``, ``get_params`` and pickling, and a value the parameter refuses is refused for the
+data it would be used on.
 """
 
 import pickle
@@ -55,15 +56,38 @@ def test_a_fit_with_a_rule_is_the_fit_with_its_value_for_the_data(cls, X, value)
     assert ruled.step_size is steps  # the parameter itself is left as given
 
 
-def test_the_density_preset_takes_the_measured_steps_and_noise_for_each_image_size():
-    """8x8 digits: steps 0.002 on data noised by 0.1; 28x28 images: 0.01 and 0.25 (the settings
-    whose Fashion-MNIST density AIS estimates, likelihood page)."""
-    for X, step, noise in ((SMALL_IMAGES, 0.002, 0.1), (RNG.random((8, 784)), 0.01, 0.25)):
+def test_the_density_preset_takes_the_measured_settings_for_each_image_size():
+    """8x8 digits: steps 0.002 on data noised by 0.1, the bounded coupling on whitened statistics
+    with annealed restarts; 28x28 images: 0.01 and 0.25 (the settings whose Fashion-MNIST density
+    AIS estimates, likelihood page) with the paper's coupling and no restarts."""
+    cases = ((SMALL_IMAGES, 0.002, 0.1, "bounded", True, 32), (RNG.random((8, 784)), 0.01, 0.25, "paper", False, 0))
+    for X, step, noise, coupling, whiten, restarts in cases:
         est = make_estimator("nnefh", "density", max_iter=0, random_state=0, device="cpu",
                              log_partition=None).fit(X)
         assert est._trained_params["step_size"] == step
         assert est._trained_params["data_noise"] == noise
         assert est.sampling_settings(init="buffer").step_size == step
+        assert (est.module_.coupling, est.module_.whiten) == (coupling, whiten)
+        assert est._trained_params["annealed_restarts"] == restarts
+        assert len(est._training_callbacks()) == (1 if restarts else 0)
+
+
+def test_a_rule_may_name_an_option_or_a_switch():
+    """Strings and bools resolve like numbers, are checked against the parameter's options for
+    the data they are used on, and a rule giving True is not one giving 1."""
+    rule = ByImageSize(small="bounded", large="paper")
+    small = NNEFH(**TINY, coupling=rule).fit(SMALL_IMAGES)
+    large = NNEFH(**TINY, coupling=rule).fit(LARGE_IMAGES)
+    assert (small.module_.coupling, large.module_.coupling) == ("bounded", "paper")
+    assert same(weights(small), weights(NNEFH(**TINY, coupling="bounded").fit(SMALL_IMAGES)))
+    with pytest.raises(InvalidParameterError, match="'coupling' parameter of NNEFH .*ByImageSize.* must be"):
+        NNEFH(**TINY, coupling=ByImageSize(small="bounded", large="tight")).fit(LARGE_IMAGES)
+    with pytest.raises(InvalidParameterError, match="'annealed_restarts' parameter of NNEFH .*ByImageSize"):
+        NNEFH(**TINY, annealed_restarts=ByImageSize(small=0, large=-1)).fit(LARGE_IMAGES)
+    assert ByImageSize(small=True, large=0.5) != ByImageSize(small=1, large=0.5)
+    assert ByImageSize(small=1, large=0.5) != ByImageSize(small=1.0, large=0.5)
+    assert ByImageSize(small="a", large=2) == ByImageSize(small="a", large=2)
+    assert ByImageSize(small=False, large=True)((1, 16, 16)) is True
 
 
 def test_a_rule_survives_clone_get_params_and_pickling():
@@ -76,6 +100,30 @@ def test_a_rule_survives_clone_get_params_and_pickling():
     assert ByImageSize(small=0.01, large=0.04) != ByImageSize(small=0.04, large=0.01)
 
 
+def test_a_checkpoint_keeps_its_rules(tmp_path):
+    """from_checkpoint rebuilds the rules (it used to fall back to the defaults: steps of 0.05
+    where the density preset fitted 0.002, and no annealed restarts), a fit resumes from its own
+    checkpoint, and one written before the rules were recorded still resumes."""
+    from skefh.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    path = tmp_path / "run.pt"
+    est = make_estimator("nnefh", "density", **{**TINY, "max_iter": 4}, checkpoint_path=str(path), checkpoint_every=2,
+                         ais_steps=20, annealed_restart_steps=5, annealed_restart_every=2)
+    est.fit(SMALL_IMAGES)
+    back = NNEFH.from_checkpoint(path)
+    for name in ("step_size", "data_noise", "coupling", "annealed_restarts"):
+        assert getattr(back, name) == getattr(est, name) and isinstance(getattr(back, name), ByImageSize), name
+    assert back.sampling_settings().step_size == est.sampling_settings().step_size == 0.002
+    assert back._trained_params["annealed_restarts"] == 32
+    clone(est).fit(SMALL_IMAGES)  # resumes: same parameters
+    with pytest.raises(CheckpointError, match="step_size"):
+        clone(est).set_params(step_size=ByImageSize(small=0.003, large=0.01)).fit(SMALL_IMAGES)
+    state = load_checkpoint(path)
+    state["comparable_params"]["step_size"] = "skefh.estimators._resolve.ByImageSize"  # as 0.18-0.23 wrote it
+    save_checkpoint(state, path)
+    clone(est).fit(SMALL_IMAGES)
+
+
 def test_a_value_the_parameter_refuses_is_refused_for_the_data_it_would_be_used_on():
     bad_for_large = NNEFH(**TINY, step_size=ByImageSize(small=0.01, large=-0.5))
     bad_for_large.fit(SMALL_IMAGES)  # the large value is never used on 8x8 images
@@ -83,8 +131,8 @@ def test_a_value_the_parameter_refuses_is_refused_for_the_data_it_would_be_used_
         clone(bad_for_large).fit(LARGE_IMAGES)
     with pytest.raises(InvalidParameterError, match="'temperature' parameter of NNEFH must be"):
         NNEFH(**TINY, temperature=ByImageSize(small=1.0, large=2.0)).fit(SMALL_IMAGES)
-    for small, large in (("0.01", 0.02), (float("nan"), 0.02), (0.01, None), (True, 0.02)):
-        with pytest.raises(ValueError, match="ByImageSize's (small|large) must be a finite number"):
+    for small, large in ((float("nan"), 0.02), (0.01, None), (0.01, float("inf")), ([0.01], 0.02)):
+        with pytest.raises(ValueError, match="ByImageSize's (small|large) must be a finite number, a bool or a string"):
             ByImageSize(small=small, large=large)
 
 

@@ -123,7 +123,9 @@ def test_the_image_default_is_the_whitened_bounded_coupling_and_tables_keep_the_
     assert paper.module_.coupling == "paper" and not paper.module_.whiten
     table = NNEFH(**tiny).fit(make_moons(64, random_state=0)[0])
     assert table.module_.coupling == "paper" and not table.module_.whiten
-    for preset in ("cpu-paper", "density", "paper", "paper-original"):
+    for preset in ("cpu-paper", "paper", "paper-original"):
         assert make_estimator("nnefh", preset).coupling == "paper"
+    density = make_estimator("nnefh", "density").coupling  # bounded on small images only
+    assert (density((1, 8, 8)), density((1, 28, 28))) == ("bounded", "paper")
     for preset in ("cpu", "cpu-short-run"):
         assert make_estimator("nnefh", preset).get_params()["coupling"] == "auto"

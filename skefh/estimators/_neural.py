@@ -19,6 +19,7 @@ from ..nn import build_statistics_net
 from ..nn.base import compiled
 from ..samplers import KernelJump, ReplayBuffer
 from ..training import AnnealedRestarts
+from ._resolve import ByImageSize
 
 __all__ = ["NeuralStatisticsMixin", "statistics_kind"]
 
@@ -55,7 +56,7 @@ class NeuralStatisticsMixin:
         "mode_jumps": ["boolean", StrOptions({"auto"})],
         "compile": ["boolean", StrOptions({"default", "reduce-overhead", "max-autotune"})],
         "gradient_penalty": [Interval(Real, 0, None, closed="left")],
-        "annealed_restarts": [Interval(Integral, 0, None, closed="left")],
+        "annealed_restarts": [Interval(Integral, 0, None, closed="left"), ByImageSize],
         "annealed_restart_every": [Interval(Integral, 1, None, closed="left")],
         "annealed_restart_steps": [Interval(Integral, 1, None, closed="left")],
     }

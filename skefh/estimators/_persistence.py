@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..training.checkpoint import CheckpointError, load_checkpoint
-from ._resolve import resolve_device
+from ._resolve import ByImageSize, resolve_device
 from ._scaling import RangeMap
 
 __all__ = ["PersistenceMixin"]
@@ -74,10 +74,19 @@ class _NotPlain(str):
     """Marks a parameter stored by name only (a callable, a callback list)."""
 
 
+#: How a checkpoint records a :class:`ByImageSize` rule: ``{"ByImageSize": [small, large]}``,
+#: plain values that ``torch.load(weights_only=True)`` reads and ``from_checkpoint`` rebuilds.
+_RULE_KEY = "ByImageSize"
+#: What checkpoints written before 0.24 recorded for a rule (its class's name, no values).
+_LEGACY_RULE = "skefh.estimators._resolve.ByImageSize"
+
+
 def _plain(value):
     """A parameter value as plain Python, for the checkpoint's record of the configuration."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, ByImageSize):
+        return {_RULE_KEY: [value.small, value.large]}
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
     if isinstance(value, (tuple, list)):
@@ -172,7 +181,8 @@ class PersistenceMixin:
         """What a checkpoint holds: configuration, data scaling, and the trainer state."""
         return {
             "estimator": type(self).__name__,
-            # Only parameters that are plain values can be restored by from_checkpoint.
+            # Only parameters that are plain values (and ByImageSize rules, recorded as plain
+            # values) can be restored by from_checkpoint.
             "params": {
                 k: v for k, v in ((k, _plain(v)) for k, v in self.get_params(deep=False).items())
                 if not isinstance(v, _NotPlain)
@@ -222,6 +232,9 @@ class PersistenceMixin:
                 theirs[k] = _VALUE_BEFORE_IT_EXISTED[k]
             elif k in signature and signature[k].default is not inspect.Parameter.empty:
                 theirs[k] = _plain_params({k: signature[k].default})[k]
+        for k, value in ours.items():
+            if isinstance(value, dict) and _RULE_KEY in value and theirs.get(k) == _LEGACY_RULE:
+                theirs[k] = value  # a rule whose values the old checkpoint did not record
         changed = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
         if changed:
             detail = ", ".join(f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}" for k in changed)
@@ -289,6 +302,9 @@ class PersistenceMixin:
         for key in ("image_shape",):
             if isinstance(params.get(key), list):
                 params[key] = tuple(params[key])
+        for key, value in params.items():
+            if isinstance(value, dict) and set(value) == {_RULE_KEY}:
+                params[key] = ByImageSize(*value[_RULE_KEY])
         valid = cls().get_params(deep=False)
         params = {k: v for k, v in params.items() if k in valid}
         params.update(overrides)

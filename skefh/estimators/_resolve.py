@@ -157,15 +157,21 @@ class ByImageSize:
     ``large`` for images of at least 16x16 pixels (Fashion-MNIST, CIFAR-10), ``small`` for
     smaller ones (scikit-learn's 8x8 digits) and for tabular data. It is resolved in ``fit``,
     when the image shape is known, so that one estimator (or preset) suits both sizes: the
-    ``density`` preset's NN-EFH needs larger steps on noisier data on 784 pixels than on 64
+    ``density`` preset's NN-EFH needs larger steps on noisier data on 784 pixels than on 64,
+    and on 8x8 digits a coupling and annealed restarts that 28x28 images were not measured with
     (the likelihood page of the docs).
 
     Parameters
     ----------
-    small : int or float
+    small : int, float, bool or str
         The value for images under 16x16 pixels and for tabular data.
-    large : int or float
+    large : int, float, bool or str
         The value for images of 16x16 pixels or more.
+
+    Notes
+    -----
+    Each value is checked against what its parameter accepts in ``fit``, for the data it is
+    used on: a value that only the other image size would use is never refused.
 
     Examples
     --------
@@ -173,12 +179,16 @@ class ByImageSize:
     >>> rule = ByImageSize(small=0.002, large=0.01)
     >>> rule((1, 8, 8)), rule((1, 28, 28)), rule(None)
     (0.002, 0.01, 0.002)
+    >>> ByImageSize(small="bounded", large="paper")((1, 28, 28))
+    'paper'
     """
 
     def __init__(self, small, large):
         for name, value in (("small", small), ("large", large)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"ByImageSize's {name} must be a finite number, got {value!r}")
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (isinstance(value, (bool, str)) or (number and math.isfinite(value))):
+                raise ValueError(f"ByImageSize's {name} must be a finite number, a bool or a string, "
+                                 f"got {value!r}")
         self.small = small
         self.large = large
 
@@ -188,14 +198,18 @@ class ByImageSize:
             return self.small
         return self.large if image_shape[1] * image_shape[2] >= LARGE_IMAGE_PIXELS else self.small
 
+    def _key(self) -> tuple:
+        # The types too: True == 1 and 1 == 1.0, but a rule giving True is not one giving 1.
+        return (type(self.small), self.small, type(self.large), self.large)
+
     def __repr__(self) -> str:
         return f"ByImageSize(small={self.small!r}, large={self.large!r})"
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, ByImageSize) and (self.small, self.large) == (other.small, other.large)
+        return isinstance(other, ByImageSize) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((ByImageSize, self.small, self.large))
+        return hash((ByImageSize, self._key()))
 
 
 def default_image_updates(large: int, small: int = 1000) -> ByImageSize:

@@ -180,7 +180,7 @@ class EBM(NeuralStatisticsMixin, BaseEnergyEstimator):
         512 training rows (:class:`skefh.samplers.KernelJump`), so that persistent chains carry
         mass between modes far apart and the model's mode weights get corrected (as
         :class:`NNEFH`'s; measured on the likelihood page of the docs).
-    annealed_restarts : int, default=0
+    annealed_restarts : int or ByImageSize, default=0
         Every ``annealed_restart_every`` updates, overwrite this many random chains of the
         replay buffer with importance-weighted draws from one forward AIS run on the path
         ``score`` uses (:class:`skefh.training.AnnealedRestarts`), so that the training sees,

@@ -12,7 +12,7 @@ from ..samplers import GibbsLangevinSettings
 from ._base import BaseEnergyEstimator
 from ._data_base import DataMomentsBaseMixin
 from ._neural import NeuralStatisticsMixin
-from ._resolve import default_image_updates, default_table_updates
+from ._resolve import ByImageSize, default_image_updates, default_table_updates
 
 __all__ = ["NNEFH"]
 
@@ -208,9 +208,10 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         Decoupled weight decay (AdamW; plain L2 for SGD) on all parameters.
     latent_statistics : {"sample", "mean"}, default="sample"
         Data-phase latent: a Bernoulli draw (the paper) or the posterior mean.
-    coupling : {"auto", "paper", "centred", "bounded"}, default="auto"
+    coupling : {"auto", "paper", "centred", "bounded"} or ByImageSize, default="auto"
         How the latent units read U(x). "auto": "bounded" for images, "paper" for tabular
-        data. "paper": ``eta = W U(x) + b``, the energy above.
+        data (a :class:`~skefh.presets.ByImageSize` rule names one by image size).
+        "paper": ``eta = W U(x) + b``, the energy above.
         "centred": ``eta = W (U(x) - u_bar)`` with ``u_bar`` a running mean of U over the
         training data, and a visible read-out ``- a^T U(x)`` in the energy in place of the
         latent biases ``b``. In the paper's coupling every unit's sign is set by U's mean over
@@ -246,7 +247,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         the likelihood page of the docs). Images have no use for it: their chains restart from
         noise at every update, and a kernel density in hundreds of dimensions would accept
         almost no jump.
-    annealed_restarts : int, default=0
+    annealed_restarts : int or ByImageSize, default=0
         Every ``annealed_restart_every`` updates, run one forward AIS on the path ``score``
         uses (``ais_chains`` chains, ``annealed_restart_steps`` steps, from the current weights)
         and overwrite this many random chains of the replay buffer with draws from its final
@@ -257,7 +258,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         it, and the restarted chains show it to the gradient. Each run's log Z and effective
         sample size go into ``history_`` (``restart_log_z``, ``restart_ess``). 0 (the default)
         runs none. Needs a replay buffer (``replay_buffer`` > 0). Measured on the likelihood
-        page of the docs.
+        page of the docs; the ``density`` preset sets them on small images only.
     annealed_restart_every : int, default=5
         Updates between two annealed restarts.
     annealed_restart_steps : int, default=300
@@ -440,7 +441,7 @@ class NNEFH(DataMomentsBaseMixin, NeuralStatisticsMixin, BaseEnergyEstimator):
         "latent_sparsity": [Interval(Real, 0, None, closed="left")],
         "latent_target": [Interval(Real, 0, 1, closed="neither")],
         "latent_statistics": [StrOptions({"sample", "mean"})],
-        "coupling": [StrOptions({*NNEFHEnergy.COUPLINGS, "auto"})],
+        "coupling": [StrOptions({*NNEFHEnergy.COUPLINGS, "auto"}), ByImageSize],
         "logit_bound": [Interval(Real, 0, None, closed="neither")],
         "latent_gain": [Interval(Real, 0, None, closed="neither")],
         "readout_gain": [Interval(Real, 0, None, closed="neither")],
