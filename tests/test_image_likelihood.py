@@ -32,9 +32,9 @@ def test_grid_search_with_default_scoring_on_digits_gets_no_error_score_from_the
     """The same for the image NN-EFH of the density preset (a short fit, fewer AIS steps): every
     candidate is scored on demand in every fold, none raises. With the paper's coupling and no
     restarts, as on 28x28 images: on small images the preset's live latent needs a longer fit
-    before AIS estimates its density (after 20 updates, 1 effective chain of 64 in some folds;
-    research notes, "The density preset's latent on small images"), which the slow check of the
-    preset's bracket below makes."""
+    before AIS estimates its density (after 20 updates some folds raised; research notes, "The
+    density preset's latent on small images"), which the slow check of the preset's bracket
+    below makes."""
     from sklearn.model_selection import GridSearchCV
 
     from skefh.presets import make_estimator
@@ -64,8 +64,9 @@ def test_grbm_ais_steps_auto_runs_longer_on_wide_rows():
 @pytest.mark.parametrize("model, updates, ais_steps", [
     ("ebm", 150, 1000),
     # The NN-EFH's live latent leaves modes away from the digits that its annealed restarts
-    # remove as the fit goes: after 150 updates they leave 3 effective chains of 64 at 1,000
-    # steps, after 500 a bracket on 27 at 5,000 (likelihood page); a fit of minutes.
+    # remove as the fit goes: a 150-update fit leaves too few effective AIS chains, a 500-update
+    # one is bracketed at 5,000 steps (research notes, "The density preset's latent on small
+    # images"); a fit of minutes.
     pytest.param("nnefh", 500, 5000, marks=pytest.mark.slow),
 ])
 def test_the_density_preset_gives_an_image_model_a_bracketed_score(model, updates, ais_steps):
