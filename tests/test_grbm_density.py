@@ -61,6 +61,21 @@ def test_unit_energy_scale_trains_without_crashing():
     assert np.isfinite(est.sample(100)).all()
 
 
+def test_a_held_variance_keeps_its_value_while_the_rest_trains():
+    X = make_moons(200, noise=0.08, random_state=0)[0]
+    est = GRBM(n_components=4, gibbs_steps=2, batch_size=50, max_iter=20, init_var=0.3, learn_variance=False,
+               random_state=0)
+    est.fit(X)
+    weights = est.module_.weight.detach().clone()
+    np.testing.assert_allclose(est.module_.variance().detach().numpy(), 0.3, rtol=1e-6)
+    # Read at every partial_fit, as the other training parameters are: learning resumes.
+    est.set_params(learn_variance=True).partial_fit(X)
+    assert not np.allclose(est.module_.variance().detach().numpy(), 0.3, rtol=1e-3)
+    assert not torch.equal(est.module_.weight.detach(), weights)
+    with pytest.raises(ValueError, match="learn_variance"):
+        GRBM(learn_variance="no").fit(X)
+
+
 def test_a_non_finite_chain_raises_a_clear_error():
     X = make_moons(100, noise=0.08, random_state=0)[0]
     est = GRBM(n_components=4, gibbs_steps=2, max_iter=1, batch_size=50, random_state=0).fit(X)
