@@ -286,7 +286,9 @@ def print_report(results) -> None:
           "{posterior_std:.3g}, entropy {entropy:.3f} bits, logit dimension {logit_dimension:.1f}"
           .format(**results["latent_usage"]))
     print("(d) a redraw of z moves the mode of p(x | z) by {mean_shift:.3g} on average (median {median_shift:.3g}); "
-          "the conditional's width {conditional_spread:.3g}, the distance between test images {row_distance:.3g}"
+          "the conditional's width {conditional_spread:.3g}, the distance between test images {row_distance:.3g};\n"
+          "    with the same posteriors a redraw would move it that far at temperature {moving_temperature:.3g}, "
+          "where the conditional's width is {spread_at_moving_temperature:.3g}"
           .format(**results["redraw_shift"]), flush=True)
 
 

@@ -140,9 +140,12 @@ def test_the_benchmark_writes_every_measurement(fitted, bench, tmp_path, capsys)
     shift = report["redraw_shift"]
     assert shift["n_rows"] == 30 and shift["mean_shift"] >= 0.0 and shift["median_shift"] >= 0.0
     assert shift["conditional_spread"] == pytest.approx(math.sqrt(64 * est.module_.temperature / 2))
+    assert shift["temperature"] == pytest.approx(est.module_.temperature)
+    assert shift["mean_shift"] > 0.0 and shift["moving_temperature"] == pytest.approx(
+        shift["temperature"] * shift["row_distance"] / shift["mean_shift"])
     out = capsys.readouterr().out
     assert "z frozen after the first draw" in out and "latent usage on 30 test images" in out
-    assert "a redraw of z moves the mode of p(x | z)" in out
+    assert "a redraw of z moves the mode of p(x | z)" in out and "would move it that far at temperature" in out
 
 
 def test_a_model_without_a_latent_is_refused(bench, tmp_path):

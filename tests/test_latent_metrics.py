@@ -68,21 +68,30 @@ def _identity_statistics(input_shape, n_statistics):
     return torch.nn.Flatten()
 
 
-def test_redraw_shift_is_half_the_gradient_of_the_flipped_units_logits():
-    """U(x) = x, eta = W x + b: a redraw flips unit k with probability 2 p_k (1 - p_k) and then
-    moves the conditional's mode by |w_k| / 2; a coin whose logit does not change with x and an
-    always-on unit move nothing."""
-    from skefh import GRBM, NNEFH
-    from skefh.metrics import redraw_shift
+def _flip_model(X, tau, slope, scale=1.0):
+    """A fitted NNEFH with U(x) = x and three units in energy units, all multiplied by ``scale``:
+    one whose logit grows along x_2, a coin whose logit is 0 everywhere, one always on."""
+    from skefh import NNEFH
 
-    tau, slope = 0.5, 1.5
-    X = np.random.default_rng(0).normal(size=(4000, 2))
     est = NNEFH(image_shape=None, statistics=_identity_statistics, n_statistics=2, n_components=3,
                 temperature=tau, scaling="standardise", max_iter=0, device="cpu", log_partition=None,
                 random_state=0).fit(X)
     with torch.no_grad():
-        est.module_.weight.copy_(torch.tensor([[0.0, slope], [0.0, 0.0], [5.0, 5.0]]))
-        est.module_.bias.copy_(torch.tensor([0.0, 0.0, 1e3]))
+        est.module_.weight.copy_(scale * torch.tensor([[0.0, slope], [0.0, 0.0], [5.0, 5.0]]))
+        est.module_.bias.copy_(scale * torch.tensor([0.0, 0.0, 1e3]))
+    return est
+
+
+def test_redraw_shift_is_half_the_gradient_of_the_flipped_units_logits():
+    """U(x) = x, eta = W x + b: a redraw flips unit k with probability 2 p_k (1 - p_k) and then
+    moves the conditional's mode by |w_k| / 2; a coin whose logit does not change with x and an
+    always-on unit move nothing."""
+    from skefh import GRBM
+    from skefh.metrics import redraw_shift
+
+    tau, slope = 0.5, 1.5
+    X = np.random.default_rng(0).normal(size=(4000, 2))
+    est = _flip_model(X, tau, slope)
     working = est.range_map_.to_working(X)
     p = 1.0 / (1.0 + np.exp(-slope * working[:, 1] / tau))
     expected = 0.5 * slope * np.mean(2 * p * (1 - p))
@@ -105,6 +114,32 @@ def test_redraw_shift_is_half_the_gradient_of_the_flipped_units_logits():
     grbm = GRBM(n_components=2, max_iter=0, device="cpu", log_partition=None, random_state=0).fit(X)
     with pytest.raises(ValueError, match="fitted NNEFH"):
         redraw_shift(grbm, X)
+
+
+def test_the_moving_temperature_is_where_a_redraw_moves_the_mode_by_the_row_distance():
+    """With the posteriors held (logits in energy units times T' / T), the shift grows with the
+    temperature and the conditional's width with its square root: the same model at the
+    reported moving temperature shifts its mode by the distance between rows, with the
+    reported width, and a model whose redraws move nothing never moves."""
+    from skefh.metrics import redraw_shift
+
+    tau, slope = 0.5, 1.5
+    X = np.random.default_rng(1).normal(size=(2000, 2))
+    base = redraw_shift(_flip_model(X, tau, slope), X, random_state=0)
+    assert base.temperature == tau and 0.0 < base.mean_shift < base.row_distance
+    moving = base.moving_temperature
+    assert moving > tau
+    hot = redraw_shift(_flip_model(X, moving, slope, scale=moving / tau), X, random_state=0)
+    assert hot.mean_shift == pytest.approx(base.row_distance, rel=1e-4)
+    assert hot.conditional_spread == pytest.approx(base.spread_at_moving_temperature, rel=1e-6)
+    assert hot.moving_temperature == pytest.approx(moving, rel=1e-4)  # a property of the posteriors
+    report = base.to_dict()
+    assert report["moving_temperature"] == moving
+    assert report["spread_at_moving_temperature"] == base.spread_at_moving_temperature
+    still = _flip_model(X, tau, 0.0)
+    frozen = redraw_shift(still, X, random_state=0)
+    assert frozen.mean_shift == 0.0 and frozen.moving_temperature == np.inf
+    assert frozen.spread_at_moving_temperature == np.inf
 
 
 def test_logit_dimension_counts_the_directions_the_logits_vary_along():

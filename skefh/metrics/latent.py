@@ -135,6 +135,9 @@ class RedrawShift:
         Mean distance between two different rows of ``X`` (the first half paired with the
         second).
     n_rows : int
+    temperature : float
+        The sampler's visible temperature over its energy scale, ``T / s``: the temperature of
+        the density whose conditional ``conditional_spread`` measures.
     """
 
     mean_shift: float
@@ -142,9 +145,35 @@ class RedrawShift:
     conditional_spread: float
     row_distance: float
     n_rows: int
+    temperature: float
+
+    @property
+    def moving_temperature(self) -> float:
+        """The temperature at which a redraw would move the mode by ``row_distance``.
+
+        In one density ``exp(-E / T)`` with the same posteriors (logits ``eta / T`` held), the
+        logits in energy units, and with them the shift, grow in proportion to ``T``. ``inf``
+        when no redraw moves the mode.
+        """
+        if self.mean_shift <= 0.0:
+            return math.inf
+        return self.temperature * self.row_distance / self.mean_shift
+
+    @property
+    def spread_at_moving_temperature(self) -> float:
+        """``conditional_spread`` at :attr:`moving_temperature` (it grows as ``sqrt(T)``).
+
+        When this is as large as ``row_distance``, the temperature at which a redraw moves a
+        chain from one row to another also lets Langevin alone spread a chain that far, so
+        Gibbs-Langevin travels no further than Langevin at any temperature of one density.
+        """
+        if self.mean_shift <= 0.0:
+            return math.inf
+        return self.conditional_spread * math.sqrt(self.row_distance / self.mean_shift)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "moving_temperature": self.moving_temperature,
+                "spread_at_moving_temperature": self.spread_at_moving_temperature}
 
 
 def redraw_shift(estimator, X, random_state=None) -> RedrawShift:
@@ -195,4 +224,5 @@ def redraw_shift(estimator, X, random_state=None) -> RedrawShift:
     half = len(x) // 2
     row_distance = (flat[:half] - flat[half : 2 * half]).norm(dim=1).mean()
     spread = math.sqrt(flat.shape[1] * visible_temperature / (2.0 * settings.energy_scale))
-    return RedrawShift(float(shift.mean()), float(shift.median()), spread, float(row_distance), len(x))
+    return RedrawShift(float(shift.mean()), float(shift.median()), spread, float(row_distance), len(x),
+                       visible_temperature / settings.energy_scale)
